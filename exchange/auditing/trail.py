@@ -1,0 +1,85 @@
+"""Writing one request's audit entry, with who, from where and under which request id."""
+
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Request
+from sqlalchemy.orm import Session
+
+import audit
+from policies import Decision
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where an action came from: an HTTP request, or the command line."""
+
+    request_id: str | None
+    client_address: str | None
+
+    @classmethod
+    def of(cls, request: Request) -> "Origin":
+        return cls(
+            getattr(request.state, "request_id", None),
+            request.client.host if request.client else None,
+        )
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acted, as the log names them."""
+
+    client_id: str
+    organization: str
+
+
+def seq_runs(seqs: list[int]) -> list[list[int]]:
+    """[1, 2, 3, 7] → [[1, 3], [7, 7]]: the records touched, compactly and exactly."""
+    runs: list[list[int]] = []
+    for seq in sorted(seqs):
+        if runs and seq == runs[-1][1] + 1:
+            runs[-1][1] = seq
+        else:
+            runs.append([seq, seq])
+    return runs
+
+
+def record(
+    session: Session,
+    where: Request | Origin,
+    actor: Actor | None,
+    *,
+    action: str,
+    allowed: bool,
+    reason: str,
+    decision: Decision | None = None,
+    product: str | None = None,
+    purpose: str | None = None,
+    seqs: list[int] | None = None,
+    record_count: int | None = None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Append the entry in the request's transaction (raises AuditWriteError)."""
+    seqs = seqs or []
+    origin = where if isinstance(where, Origin) else Origin.of(where)
+    audit.append(
+        session,
+        [
+            audit.AuditEvent(
+                action=action,
+                decision="allow" if allowed else "deny",
+                reason=reason,
+                actor=actor.client_id if actor else None,
+                organization=actor.organization if actor else None,
+                product=product,
+                purpose=purpose or None,
+                policy_version=decision.policy_version if decision else None,
+                view=decision.view if decision and decision.allowed else None,
+                record_count=len(seqs) if record_count is None else record_count,
+                records=seq_runs(seqs),
+                request_id=origin.request_id,
+                client_address=origin.client_address,
+                details=details or {},
+            )
+        ],
+    )

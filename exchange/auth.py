@@ -1,0 +1,140 @@
+"""Who is calling, and whether they may: the only place that asks `policies`.
+
+`CallerDep` turns a bearer token into the calling principal (401 otherwise).
+`decide` asks the policy engine and, when the answer is no, writes the denial to
+the audit log, commits it on its own (nothing else has happened in the request
+yet) and raises AccessDenied — so denials are logged even though the request fails.
+Routers never check roles themselves.
+"""
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from exchange.auditing.trail import Actor, record
+from exchange.db import SessionDep
+from exchange.errors import AccessDenied, Unauthorized
+from exchange.identity import service as identity
+from policies import Decision, PolicyEngine, Resource, Subject
+
+
+@dataclass(frozen=True)
+class Caller:
+    client_id: str
+    name: str
+    organization: str
+    kind: str
+    roles: frozenset[str]
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(self.client_id, self.organization)
+
+    @property
+    def subject(self) -> Subject:
+        return Subject(self.client_id, self.organization, self.kind, self.roles)
+
+
+def current_caller(request: Request, session: SessionDep) -> Caller:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("send a bearer token from POST /oauth/token")
+    claims = request.app.state.tokens.verify(token.strip())
+    found = identity.find_active(session, claims.subject)
+    if found is None:
+        raise Unauthorized("the token's principal does not exist or is disabled")
+    principal, organization = found
+    return Caller(
+        client_id=principal.client_id,
+        name=principal.name,
+        organization=organization.slug,
+        kind=organization.kind,
+        roles=frozenset(principal.roles),
+    )
+
+
+CallerDep = Annotated[Caller, Depends(current_caller)]
+
+
+def engine(request: Request) -> PolicyEngine:
+    return request.app.state.policy
+
+
+def deny(
+    session: Session,
+    request: Request,
+    caller: Caller,
+    *,
+    action: str,
+    reason: str,
+    decision: Decision | None = None,
+    product: str | None = None,
+    purpose: str | None = None,
+    error: type[Exception] = AccessDenied,
+) -> Exception:
+    """Log a denial durably, and return the error to raise."""
+    session.rollback()
+    record(
+        session,
+        request,
+        caller.actor,
+        action=action,
+        allowed=False,
+        reason=reason,
+        decision=decision,
+        product=product,
+        purpose=purpose,
+    )
+    session.commit()
+    if error is AccessDenied and decision is not None:
+        return AccessDenied(
+            reason,
+            hint=decision.hint,
+            policy_version=decision.policy_version,
+            rule=list(decision.rule) if decision.rule else None,
+        )
+    return error(reason)
+
+
+def decide(
+    session: Session,
+    request: Request,
+    caller: Caller,
+    resource: Resource,
+    action: str,
+    purpose: str = "",
+) -> Decision:
+    """The decision, if allowed; a logged denial (AccessDenied) otherwise."""
+    decision = engine(request).decide(caller.subject, resource, action, purpose)
+    if not decision.allowed:
+        product = resource.name if resource.is_product else None
+        raise deny(
+            session,
+            request,
+            caller,
+            action=action,
+            reason=decision.reason,
+            decision=decision,
+            product=product,
+            purpose=purpose,
+        )
+    return decision
+
+
+def system_access(name: str, action: str):
+    """A dependency that lets the caller through only if the policy allows
+    `action` on `system:<name>`; the allowed decision is returned for the audit entry."""
+
+    def dependency(request: Request, session: SessionDep, caller: CallerDep) -> "SystemAccess":
+        decision = decide(session, request, caller, Resource.system(name), action)
+        return SystemAccess(caller, decision)
+
+    return Depends(dependency)
+
+
+@dataclass(frozen=True)
+class SystemAccess:
+    caller: Caller
+    decision: Decision

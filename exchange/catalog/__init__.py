@@ -1,0 +1,1 @@
+"""Data products: their schema, tier, purposes and versions; the catalog search."""

@@ -1,0 +1,93 @@
+"""The dependency every product route goes through: find the product, decide, or deny.
+
+A route that touches a product's data declares `ProductAccess` for its action; it
+gets the decision (with its view) only if the policy allows, and a denial has
+already been logged. Services that return data take a `ProductAccess`, so there is
+no way to reach them without a decision.
+"""
+
+import re
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Path, Query, Request
+
+from exchange.auth import Caller, CallerDep, decide, deny
+from exchange.catalog import service
+from exchange.catalog.models import PURPOSE
+from exchange.catalog.service import Described
+from exchange.db import SessionDep
+from exchange.errors import BadRequest, FieldError, NotFound, PurposeRequired
+from policies import Decision
+
+
+@dataclass(frozen=True)
+class ProductAccess:
+    caller: Caller
+    described: Described
+    action: str
+    purpose: str
+    decision: Decision
+
+
+def _checked_purpose(purpose: str | None, required: bool) -> str:
+    if not required:
+        return ""
+    if not purpose:
+        raise PurposeRequired(
+            "every data read states its purpose; no purpose, no data",
+            errors=[FieldError(reason="missing", field="purpose")],
+        )
+    if not re.match(PURPOSE, purpose):
+        raise BadRequest(
+            "purpose is not a purpose name",
+            errors=[FieldError(reason=f"must match {PURPOSE}", field="purpose")],
+        )
+    return purpose
+
+
+def product_access(action: str, *, purpose_required: bool):
+    def dependency(
+        request: Request,
+        session: SessionDep,
+        caller: CallerDep,
+        product: Annotated[str, Path(description="The product's slug.")],
+        purpose: Annotated[
+            str | None, Query(description="Why the data is wanted, e.g. law_enforcement.")
+        ] = None,
+    ) -> ProductAccess:
+        try:
+            stated = _checked_purpose(purpose, purpose_required)
+        except BadRequest as error:
+            raise deny(
+                session,
+                request,
+                caller,
+                action=action,
+                reason=error.detail,
+                product=product,
+                purpose=purpose,
+                error=type(error),
+            ) from None
+        try:
+            described = service.describe(session, product)
+        except NotFound:
+            raise deny(
+                session,
+                request,
+                caller,
+                action=action,
+                reason=f"no product {product!r}",
+                product=product,
+                purpose=stated,
+                error=NotFound,
+            ) from None
+        decision = decide(session, request, caller, described.resource, action, stated)
+        return ProductAccess(caller, described, action, stated, decision)
+
+    return Depends(dependency)
+
+
+ReadAccess = Annotated[ProductAccess, product_access("read", purpose_required=True)]
+PublishAccess = Annotated[ProductAccess, product_access("publish", purpose_required=False)]
+UpdateAccess = Annotated[ProductAccess, product_access("update", purpose_required=False)]

@@ -1,0 +1,1 @@
+"""The demo of a day on the exchange."""

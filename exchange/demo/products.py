@@ -1,0 +1,82 @@
+"""The three products of the day on the exchange, as their publishers register them."""
+
+from exchange.catalog.models import ProductCreate
+
+VIOLATION_CAPTURES = ProductCreate.model_validate(
+    {
+        "slug": "violation-captures",
+        "title": "Traffic violation captures from robotaxi cameras",
+        "description": "Red-light running, bus-lane use, illegal parking and more, seen by a "
+        "robotaxi fleet's cameras in Guangzhou: time, place, road, type, plate, speed, photo.",
+        "tags": ["traffic", "violations", "guangzhou", "camera"],
+        "tier": "open",
+        "purposes": [
+            "law_enforcement",
+            "traffic_management",
+            "navigation_safety",
+            "urban_planning",
+            "research",
+        ],
+        "retention_days": 180,
+        "fields": [
+            {"name": "captured_at", "type": "timestamp"},
+            {"name": "location", "type": "geo_point", "sensitivity": "location"},
+            {"name": "district", "type": "string"},
+            {"name": "road", "type": "string"},
+            {"name": "violation_type", "type": "string"},
+            {"name": "plate", "type": "string", "sensitivity": "personal"},
+            {"name": "speed_kmh", "type": "number"},
+            {"name": "speed_limit_kmh", "type": "integer"},
+            {"name": "confidence", "type": "number"},
+            {"name": "vehicle_id", "type": "string"},
+            {"name": "photo", "type": "image_ref", "sensitivity": "image"},
+        ],
+    }
+)
+
+PEDESTRIAN_NEAR_MISSES = ProductCreate.model_validate(
+    {
+        "slug": "pedestrian-near-misses",
+        "title": "Close calls with pedestrians and cyclists",
+        "description": "Near misses detected by the fleet: precise places, distances, "
+        "time to collision and photos. Regulated: companies need an approved grant.",
+        "tags": ["traffic", "safety", "pedestrians", "guangzhou"],
+        "tier": "regulated",
+        "purposes": ["research", "traffic_management", "urban_planning", "law_enforcement"],
+        "retention_days": 365,
+        "fields": [
+            {"name": "occurred_at", "type": "timestamp"},
+            {"name": "location", "type": "geo_point", "sensitivity": "location"},
+            {"name": "district", "type": "string"},
+            {"name": "road", "type": "string"},
+            {"name": "road_user", "type": "string"},
+            {"name": "min_distance_m", "type": "number"},
+            {"name": "vehicle_speed_kmh", "type": "number"},
+            {"name": "time_to_collision_s", "type": "number"},
+            {"name": "vehicle_id", "type": "string"},
+            {"name": "photo", "type": "image_ref", "sensitivity": "image"},
+        ],
+    }
+)
+
+HOTLINE_TICKETS = ProductCreate.model_validate(
+    {
+        "slug": "hotline-tickets",
+        "title": "12345 hotline tickets about roads and traffic",
+        "description": "Citizens' complaints to the city hotline: potholes, broken signals, "
+        "blocked sidewalks. Government only.",
+        "tags": ["hotline", "complaints", "guangzhou"],
+        "tier": "government_only",
+        "purposes": ["law_enforcement", "traffic_management", "urban_planning"],
+        "retention_days": 730,
+        "fields": [
+            {"name": "received_at", "type": "timestamp"},
+            {"name": "district", "type": "string"},
+            {"name": "category", "type": "string"},
+            {"name": "description", "type": "string", "sensitivity": "sensitive"},
+            {"name": "caller_phone", "type": "string", "sensitivity": "personal"},
+            {"name": "location", "type": "geo_point", "sensitivity": "location"},
+            {"name": "status", "type": "string"},
+        ],
+    }
+)

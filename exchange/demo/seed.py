@@ -1,0 +1,247 @@
+"""`exchange demo`: the organisations, principals, products and records of the day.
+
+Idempotent: organisations and products that exist are kept, a principal is made
+only for a role whose credentials are not on file yet, and a product that already
+has records is not published to again. Credentials go to
+`$EXCHANGE_DATA_DIR/demo/credentials.json` (mode 0600) — demo secrets on the
+demo machine, never anything else's.
+"""
+
+import json
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from exchange.auditing.trail import Origin, record
+from exchange.auth import Caller
+from exchange.catalog import service as catalog
+from exchange.catalog.access import ProductAccess
+from exchange.catalog.models import ProductCreate
+from exchange.demo import data
+from exchange.demo.products import HOTLINE_TICKETS, PEDESTRIAN_NEAR_MISSES, VIOLATION_CAPTURES
+from exchange.errors import NotFound
+from exchange.identity import service as identity
+from exchange.identity.models import OrganizationCreate, OrgKind, Principal, PrincipalCreate, Role
+from exchange.records import service as records
+from policies import PolicyEngine
+
+
+@dataclass(frozen=True)
+class Member:
+    key: str
+    org: str
+    org_name: str
+    kind: OrgKind
+    name: str
+    roles: tuple[Role, ...]
+
+
+MEMBERS = (
+    Member(
+        "fleet",
+        "pearl-robotaxi",
+        "Pearl River Robotaxi",
+        OrgKind.enterprise,
+        "fleet uplink",
+        (Role.publisher,),
+    ),
+    Member(
+        "hotline",
+        "gz-12345",
+        "Guangzhou 12345 Hotline Centre",
+        OrgKind.government,
+        "ticket export",
+        (Role.publisher,),
+    ),
+    Member(
+        "police",
+        "gz-traffic-police",
+        "Guangzhou Traffic Police",
+        OrgKind.government,
+        "violations desk",
+        (Role.subscriber,),
+    ),
+    Member(
+        "mapco",
+        "lingnan-maps",
+        "Lingnan Maps",
+        OrgKind.enterprise,
+        "road safety layer",
+        (Role.subscriber,),
+    ),
+    Member(
+        "lab",
+        "scut-mobility-lab",
+        "University Mobility Lab",
+        OrgKind.research,
+        "near-miss study",
+        (Role.subscriber,),
+    ),
+    Member(
+        "steward",
+        "gz-data-bureau",
+        "Guangzhou Data Bureau",
+        OrgKind.government,
+        "data steward",
+        (Role.steward,),
+    ),
+    Member(
+        "auditor",
+        "gz-audit-office",
+        "Guangzhou Audit Office",
+        OrgKind.government,
+        "auditor",
+        (Role.auditor,),
+    ),
+    Member(
+        "admin",
+        "exchange-operator",
+        "Exchange Operator",
+        OrgKind.government,
+        "operator",
+        (Role.admin,),
+    ),
+)
+
+PRODUCTS: tuple[tuple[str, ProductCreate, Any, int], ...] = (
+    ("fleet", VIOLATION_CAPTURES, data.violation_captures, 3000),
+    ("fleet", PEDESTRIAN_NEAR_MISSES, data.pedestrian_near_misses, 300),
+    ("hotline", HOTLINE_TICKETS, data.hotline_tickets, 500),
+)
+
+CLI_ORIGIN = Origin(request_id=None, client_address="cli:demo")
+
+
+def credentials_path(data_dir: Path) -> Path:
+    return data_dir / "demo" / "credentials.json"
+
+
+def _load(path: Path) -> dict[str, dict[str, str]]:
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _save(path: Path, credentials: dict[str, dict[str, str]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        json.dump(credentials, file, indent=2)
+    temporary.replace(path)
+
+
+def _ensure_member(
+    session: Session, member: Member, known: dict[str, str] | None
+) -> dict[str, str] | None:
+    """Credentials for a new principal, or None if the known ones still work."""
+    try:
+        organization = identity.get_organization(session, member.org)
+    except NotFound:
+        organization = identity.create_organization(
+            session, OrganizationCreate(slug=member.org, name=member.org_name, kind=member.kind)
+        )
+        record(
+            session,
+            CLI_ORIGIN,
+            None,
+            action="organization.create",
+            allowed=True,
+            reason="demo set-up",
+            details={"organization": member.org, "kind": member.kind.value},
+        )
+    if known and session.scalar(
+        select(Principal.id).where(Principal.client_id == known["client_id"])
+    ):
+        return None
+    created = identity.create_principal(
+        session, organization.slug, PrincipalCreate(name=member.name, roles=list(member.roles))
+    )
+    record(
+        session,
+        CLI_ORIGIN,
+        None,
+        action="principal.create",
+        allowed=True,
+        reason="demo set-up",
+        details={"organization": member.org, "client_id": created.client_id},
+    )
+    return {
+        "client_id": created.client_id,
+        "client_secret": created.client_secret,
+        "organization": organization.slug,
+    }
+
+
+def _caller(session: Session, client_id: str) -> Caller:
+    found = identity.find_active(session, client_id)
+    assert found is not None
+    principal, organization = found
+    return Caller(
+        principal.client_id,
+        principal.name,
+        organization.slug,
+        organization.kind,
+        frozenset(principal.roles),
+    )
+
+
+def _ensure_product(
+    session: Session,
+    policy: PolicyEngine,
+    caller: Caller,
+    definition: ProductCreate,
+    generate: Any,
+    count: int,
+    now: datetime,
+) -> int:
+    """Register the product if absent and publish its records if it has none; the
+    number of records published."""
+    try:
+        described = catalog.describe(session, definition.slug)
+    except NotFound:
+        owner = identity.get_organization(session, caller.organization)
+        described = catalog.register(session, owner, definition, caller.client_id)
+        record(
+            session,
+            CLI_ORIGIN,
+            caller.actor,
+            action="product.register",
+            allowed=True,
+            reason="demo set-up",
+            product=definition.slug,
+            details={"version": 1},
+        )
+    if described.product.record_seq > 0:
+        return 0
+    decision = policy.decide(caller.subject, described.resource, "publish")
+    if not decision.allowed:
+        raise RuntimeError(f"the policy refuses the demo's publish: {decision.reason}")
+    access = ProductAccess(caller, described, "publish", "", decision)
+    result = records.publish(session, CLI_ORIGIN, access, generate(count, now=now), atomic=True)
+    return result.accepted
+
+
+def seed(session: Session, data_dir: Path, policy: PolicyEngine) -> dict[str, Any]:
+    """Set up the day; returns what was created. The caller commits."""
+    path = credentials_path(data_dir)
+    credentials = _load(path)
+    created = []
+    for member in MEMBERS:
+        fresh = _ensure_member(session, member, credentials.get(member.key))
+        if fresh:
+            credentials[member.key] = fresh
+            created.append(member.key)
+    session.flush()
+    now = datetime.now(UTC).replace(microsecond=0)
+    published = {}
+    for key, definition, generate, count in PRODUCTS:
+        caller = _caller(session, credentials[key]["client_id"])
+        published[definition.slug] = _ensure_product(
+            session, policy, caller, definition, generate, count, now
+        )
+    _save(path, credentials)
+    return {"principals_created": created, "records_published": published, "credentials": str(path)}

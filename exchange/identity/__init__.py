@@ -1,0 +1,1 @@
+"""Organisations, their principals, and how principals prove who they are."""

@@ -1,0 +1,173 @@
+"""Organisations and principals (admins), tokens and their public keys (anyone)."""
+
+import base64
+from typing import Annotated
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
+
+from exchange.auditing.trail import Actor, record
+from exchange.auth import SystemAccess, system_access
+from exchange.db import SessionDep
+from exchange.errors import ExchangeError, Unauthorized, render
+from exchange.identity import service
+from exchange.identity.models import (
+    OrganizationCreate,
+    OrganizationPublic,
+    PrincipalCreate,
+    PrincipalCreated,
+    PrincipalPublic,
+)
+from exchange.pagination import decode_cursor, encode_cursor
+
+router = APIRouter(tags=["identity"])
+
+ManageIdentity = Annotated[SystemAccess, system_access("identity", "manage")]
+
+
+class OrganizationList(BaseModel):
+    organizations: list[OrganizationPublic]
+    next_cursor: str | None
+
+
+class PrincipalList(BaseModel):
+    principals: list[PrincipalPublic]
+    next_cursor: str | None
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: str = "Bearer"
+    expires_in: int
+
+
+@router.post("/v1/organizations", status_code=201, response_model=OrganizationPublic)
+def create_organization(
+    request: Request, session: SessionDep, access: ManageIdentity, data: OrganizationCreate
+) -> OrganizationPublic:
+    """Register a participant: a government body, an enterprise or a research organisation."""
+    organization = service.create_organization(session, data)
+    record(
+        session,
+        request,
+        access.caller.actor,
+        action="organization.create",
+        allowed=True,
+        reason=access.decision.reason,
+        decision=access.decision,
+        details={"organization": data.slug, "kind": data.kind.value},
+    )
+    return OrganizationPublic.model_validate(organization, from_attributes=True)
+
+
+@router.get("/v1/organizations", response_model=OrganizationList)
+def list_organizations(
+    session: SessionDep,
+    _access: ManageIdentity,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> OrganizationList:
+    """All organisations, in registration order."""
+    found = service.list_organizations(session, after=decode_cursor(cursor), limit=limit)
+    next_cursor = encode_cursor(found[-1].id or 0) if len(found) == limit else None
+    return OrganizationList(
+        organizations=[OrganizationPublic.model_validate(o, from_attributes=True) for o in found],
+        next_cursor=next_cursor,
+    )
+
+
+@router.post("/v1/organizations/{org}/principals", status_code=201, response_model=PrincipalCreated)
+def create_principal(
+    request: Request, session: SessionDep, access: ManageIdentity, org: str, data: PrincipalCreate
+) -> PrincipalCreated:
+    """A person or service of the organisation, with roles. The client secret is
+    in this response only; the exchange keeps a slow salted hash of it."""
+    created = service.create_principal(session, org, data)
+    record(
+        session,
+        request,
+        access.caller.actor,
+        action="principal.create",
+        allowed=True,
+        reason=access.decision.reason,
+        decision=access.decision,
+        details={"organization": org, "client_id": created.client_id, "roles": created.roles},
+    )
+    return created
+
+
+@router.get("/v1/organizations/{org}/principals", response_model=PrincipalList)
+def list_principals(
+    session: SessionDep,
+    _access: ManageIdentity,
+    org: str,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> PrincipalList:
+    """The organisation's principals (never their secrets)."""
+    found = service.list_principals(session, org, after=decode_cursor(cursor), limit=limit)
+    next_cursor = encode_cursor(found[-1][0]) if len(found) == limit else None
+    return PrincipalList(principals=[p for _, p in found], next_cursor=next_cursor)
+
+
+class InvalidClient(Unauthorized):
+    code, title = "invalid_client", "Invalid client"
+
+
+class UnsupportedGrant(ExchangeError):
+    status, code, title = 400, "unsupported_grant_type", "Unsupported grant type"
+
+
+def _credentials(request: Request, form: dict[str, str]) -> tuple[str, str]:
+    """From HTTP Basic (RFC 6749 §2.3.1) or the form body."""
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "basic":
+        try:
+            client_id, _, secret = base64.b64decode(value).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            raise InvalidClient("malformed Basic credentials", error="invalid_client") from None
+        return client_id, secret
+    return form.get("client_id", ""), form.get("client_secret", "")
+
+
+async def _token_form(request: Request) -> dict[str, str]:
+    return dict(parse_qsl((await request.body()).decode("utf-8", "replace")))
+
+
+@router.post("/oauth/token", response_model=TokenResponse, tags=["tokens"])
+def token(
+    request: Request, session: SessionDep, form: Annotated[dict[str, str], Depends(_token_form)]
+) -> Response:
+    """OAuth 2.0 client credentials (form-encoded; the secret in the body or HTTP
+    Basic) → a short-lived EdDSA-signed JWT. Every attempt is audited."""
+    if form.get("grant_type") != "client_credentials":
+        raise UnsupportedGrant(
+            "only grant_type=client_credentials is supported", error="unsupported_grant_type"
+        )
+    client_id, secret = _credentials(request, form)
+    found = service.authenticate(session, client_id, secret) if client_id and secret else None
+    actor = Actor(found[0].client_id, found[1].slug) if found else None
+    record(
+        session,
+        request,
+        actor,
+        action="token.issue",
+        allowed=found is not None,
+        reason="client authenticated" if found else "unknown client or wrong secret",
+        details={} if found else {"client_id": client_id[:64]},
+    )
+    if not found:  # returned, not raised, so the audit entry of the failure commits
+        return render(
+            request, InvalidClient("unknown client or wrong secret", error="invalid_client")
+        )
+    access_token, expires_in = request.app.state.tokens.issue(found[0].client_id)
+    body = TokenResponse(access_token=access_token, expires_in=expires_in)
+    return JSONResponse(body.model_dump(), headers={"Cache-Control": "no-store"})
+
+
+@router.get("/.well-known/jwks.json", tags=["tokens"])
+def jwks(request: Request) -> dict:
+    """The public keys that verify this exchange's tokens."""
+    return request.app.state.tokens.jwks()

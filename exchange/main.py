@@ -1,0 +1,96 @@
+"""create_app(): settings, database, keys, policy, routers and error handlers."""
+
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+from sqlalchemy import select, text
+
+from audit import AuditHead
+from exchange.auditing.router import router as audit_router
+from exchange.catalog.router import router as catalog_router
+from exchange.db import make_engine
+from exchange.errors import ServiceUnavailable, install_handlers
+from exchange.identity.router import router as identity_router
+from exchange.records.router import router as records_router
+from exchange.settings import Settings
+from exchange.tokens import TokenService, load_or_create_key
+from policies import PolicyEngine
+
+log = logging.getLogger(__name__)
+
+
+def _token_service(settings: Settings) -> TokenService:
+    passphrase = settings.signing_key_passphrase
+    key = load_or_create_key(
+        settings.resolved_signing_key_path,
+        passphrase.get_secret_value().encode() if passphrase else None,
+    )
+    return TokenService(
+        key,
+        issuer=settings.token_issuer,
+        audience=settings.token_audience,
+        ttl_seconds=settings.token_ttl_seconds,
+    )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.resolved_database_url)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        engine.dispose()
+
+    app = FastAPI(
+        title="The exchange",
+        version="0.1.0",
+        description="Brokered data sharing between government and enterprises, "
+        "decided by policy, shaped by views, and written to a tamper-evident audit log.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.tokens = _token_service(settings)
+    app.state.policy = PolicyEngine.default()
+
+    @app.middleware("http")
+    async def request_id(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        given = request.headers.get("x-request-id", "")
+        request.state.request_id = given if 0 < len(given) <= 64 else uuid.uuid4().hex
+        response = await call_next(request)
+        response.headers["X-Request-ID"] = request.state.request_id
+        return response
+
+    install_handlers(app)
+    app.include_router(identity_router)
+    app.include_router(catalog_router)
+    app.include_router(records_router)
+    app.include_router(audit_router)
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    def readyz() -> dict[str, str]:
+        """Readiness: the database answers and the audit log's head can be locked for writing."""
+        try:
+            with engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+                head = connection.execute(select(AuditHead.size).with_for_update()).scalar()
+                connection.rollback()
+        except Exception as error:
+            raise ServiceUnavailable(f"database not ready: {type(error).__name__}") from error
+        if head is None:
+            raise ServiceUnavailable("the audit log is not initialised; run `exchange db upgrade`")
+        return {"status": "ready", "policy_version": app.state.policy.version}
+
+    return app

@@ -1,0 +1,234 @@
+"""Initial schema: identity, catalog, records, and the append-only audit log.
+
+The audit table refuses UPDATE and DELETE (and TRUNCATE on PostgreSQL) in the
+database itself; on PostgreSQL the triggers are ALWAYS triggers, so a session in
+`session_replication_role = replica` cannot skip them either.
+
+Revision ID: 0001
+Revises:
+Create Date: 2026-11-28 16:26:32.686678
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0001"
+down_revision: str | None = None
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    _tables()
+    _audit_append_only()
+    op.execute("INSERT INTO audit_head (id, size, chain_hash) VALUES (1, 0, '" + "0" * 64 + "')")
+
+
+def _tables() -> None:
+
+    op.create_table(
+        "audit_entry",
+        sa.Column("index", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("actor", sa.String(), nullable=True),
+        sa.Column("organization", sa.String(), nullable=True),
+        sa.Column("action", sa.String(), nullable=False),
+        sa.Column("product", sa.String(), nullable=True),
+        sa.Column("purpose", sa.String(), nullable=True),
+        sa.Column("decision", sa.String(), nullable=False),
+        sa.Column("reason", sa.String(), nullable=False),
+        sa.Column("policy_version", sa.String(), nullable=True),
+        sa.Column("view", sa.String(), nullable=True),
+        sa.Column("record_count", sa.Integer(), nullable=False),
+        sa.Column("grant_id", sa.String(), nullable=True),
+        sa.Column("request_id", sa.String(), nullable=True),
+        sa.Column("client_address", sa.String(), nullable=True),
+        sa.Column("body", sa.LargeBinary(), nullable=False),
+        sa.Column("leaf_hash", sa.String(length=64), nullable=False),
+        sa.Column("chain_hash", sa.String(length=64), nullable=False),
+        sa.PrimaryKeyConstraint("index"),
+    )
+    with op.batch_alter_table("audit_entry", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_audit_entry_action"), ["action"], unique=False)
+        batch_op.create_index(batch_op.f("ix_audit_entry_actor"), ["actor"], unique=False)
+        batch_op.create_index(batch_op.f("ix_audit_entry_decision"), ["decision"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_audit_entry_organization"), ["organization"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_audit_entry_product"), ["product"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_audit_entry_recorded_at"), ["recorded_at"], unique=False
+        )
+
+    op.create_table(
+        "audit_head",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("size", sa.BigInteger(), nullable=False),
+        sa.Column("chain_hash", sa.String(length=64), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_table(
+        "organization",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("slug", sa.String(length=64), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("kind", sa.String(length=20), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("slug"),
+    )
+    op.create_table(
+        "principal",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("client_id", sa.String(length=64), nullable=False),
+        sa.Column("organization_id", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("roles", sa.JSON(), nullable=False),
+        sa.Column("secret_hash", sa.String(length=256), nullable=False),
+        sa.Column("active", sa.Boolean(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["organization_id"],
+            ["organization.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("client_id"),
+    )
+    with op.batch_alter_table("principal", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_principal_organization_id"), ["organization_id"], unique=False
+        )
+
+    op.create_table(
+        "product",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("slug", sa.String(length=64), nullable=False),
+        sa.Column("owner_id", sa.Integer(), nullable=False),
+        sa.Column("current_version", sa.Integer(), nullable=False),
+        sa.Column("tier", sa.String(length=20), nullable=False),
+        sa.Column("title", sa.String(length=200), nullable=False),
+        sa.Column("description", sa.String(), nullable=False),
+        sa.Column("tags_index", sa.String(), nullable=False),
+        sa.Column("record_seq", sa.BigInteger(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["owner_id"],
+            ["organization.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("slug"),
+    )
+    with op.batch_alter_table("product", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_product_owner_id"), ["owner_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_product_tier"), ["tier"], unique=False)
+
+    op.create_table(
+        "product_version",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("product_id", sa.Integer(), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("definition", sa.JSON(), nullable=False),
+        sa.Column("created_by", sa.String(length=64), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["product_id"],
+            ["product.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("product_id", "version"),
+    )
+    op.create_table(
+        "record",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("product_id", sa.Integer(), nullable=False),
+        sa.Column("seq", sa.BigInteger(), nullable=False),
+        sa.Column("record_id", sa.String(length=200), nullable=False),
+        sa.Column("product_version", sa.Integer(), nullable=False),
+        sa.Column("content", sa.JSON(), nullable=False),
+        sa.Column("content_hash", sa.String(length=64), nullable=False),
+        sa.Column("event_time", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("published_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["product_id"],
+            ["product.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("product_id", "record_id"),
+        sa.UniqueConstraint("product_id", "seq"),
+    )
+    with op.batch_alter_table("record", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_record_product_id_event_time", ["product_id", "event_time"], unique=False
+        )
+
+
+_SQLITE_GUARDS = [
+    """CREATE TRIGGER audit_entry_no_update BEFORE UPDATE ON audit_entry
+    BEGIN SELECT RAISE(ABORT, 'audit_entry is append-only'); END""",
+    """CREATE TRIGGER audit_entry_no_delete BEFORE DELETE ON audit_entry
+    BEGIN SELECT RAISE(ABORT, 'audit_entry is append-only'); END""",
+]
+
+_POSTGRES_GUARDS = [
+    """CREATE FUNCTION audit_entry_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        RAISE EXCEPTION 'audit_entry is append-only (% refused)', TG_OP
+            USING ERRCODE = 'insufficient_privilege';
+    END $$""",
+    """CREATE TRIGGER audit_entry_no_change BEFORE UPDATE OR DELETE ON audit_entry
+    FOR EACH ROW EXECUTE FUNCTION audit_entry_refuse()""",
+    """CREATE TRIGGER audit_entry_no_truncate BEFORE TRUNCATE ON audit_entry
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_entry_refuse()""",
+    "ALTER TABLE audit_entry ENABLE ALWAYS TRIGGER audit_entry_no_change",
+    "ALTER TABLE audit_entry ENABLE ALWAYS TRIGGER audit_entry_no_truncate",
+]
+
+
+def _audit_append_only() -> None:
+    dialect = op.get_bind().dialect.name
+    guards = {"sqlite": _SQLITE_GUARDS, "postgresql": _POSTGRES_GUARDS}.get(dialect)
+    if guards is None:
+        raise RuntimeError(f"no append-only guard for {dialect}; refusing to migrate")
+    for statement in guards:
+        op.execute(statement)
+
+
+def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP TRIGGER audit_entry_no_change ON audit_entry")
+        op.execute("DROP TRIGGER audit_entry_no_truncate ON audit_entry")
+        op.execute("DROP FUNCTION audit_entry_refuse()")
+
+    with op.batch_alter_table("record", schema=None) as batch_op:
+        batch_op.drop_index("ix_record_product_id_event_time")
+
+    op.drop_table("record")
+    op.drop_table("product_version")
+    with op.batch_alter_table("product", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_product_tier"))
+        batch_op.drop_index(batch_op.f("ix_product_owner_id"))
+
+    op.drop_table("product")
+    with op.batch_alter_table("principal", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_principal_organization_id"))
+
+    op.drop_table("principal")
+    op.drop_table("organization")
+    op.drop_table("audit_head")
+    with op.batch_alter_table("audit_entry", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_audit_entry_recorded_at"))
+        batch_op.drop_index(batch_op.f("ix_audit_entry_product"))
+        batch_op.drop_index(batch_op.f("ix_audit_entry_organization"))
+        batch_op.drop_index(batch_op.f("ix_audit_entry_decision"))
+        batch_op.drop_index(batch_op.f("ix_audit_entry_actor"))
+        batch_op.drop_index(batch_op.f("ix_audit_entry_action"))
+
+    op.drop_table("audit_entry")

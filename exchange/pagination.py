@@ -1,0 +1,26 @@
+"""Opaque cursors: clients pass back what they were given and never build one."""
+
+import base64
+import json
+
+from exchange.errors import BadRequest, FieldError
+
+_NOT_OURS = [FieldError(reason="not a cursor this API gave out", field="cursor")]
+
+
+def encode_cursor(after: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"after": after}).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> int | None:
+    """The position after which the next page starts; BadRequest if it is not ours."""
+    if not cursor:
+        return None
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        after = json.loads(base64.urlsafe_b64decode(padded.encode()))["after"]
+    except (ValueError, KeyError, TypeError) as error:
+        raise BadRequest("cursor is not one this API gave out", errors=_NOT_OURS) from error
+    if not isinstance(after, int) or after < 0:
+        raise BadRequest("cursor is not one this API gave out", errors=_NOT_OURS)
+    return after

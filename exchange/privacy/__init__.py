@@ -1,0 +1,1 @@
+"""Views: how each field of a record reaches a consumer."""

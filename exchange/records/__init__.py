@@ -1,0 +1,1 @@
+"""Publishing records into a product, and reading them back through a view."""

@@ -1,0 +1,32 @@
+"""Published records: one row per (product, publisher's id)."""
+
+from datetime import datetime
+
+from sqlalchemy import JSON, BigInteger, Column, Index, Integer, UniqueConstraint
+
+from sqlmodel import Field, SQLModel
+
+from exchange.timeutil import utcnow
+
+# SQLite only auto-assigns an INTEGER PRIMARY KEY (the rowid), which is 64-bit anyway.
+ROW_ID = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Record(SQLModel, table=True):
+    __table_args__ = (
+        UniqueConstraint("product_id", "record_id"),
+        UniqueConstraint("product_id", "seq"),
+        Index("ix_record_product_id_event_time", "product_id", "event_time"),
+    )
+
+    id: int | None = Field(
+        default=None, sa_column=Column(ROW_ID, primary_key=True, autoincrement=True)
+    )
+    product_id: int = Field(foreign_key="product.id")
+    seq: int = Field(sa_type=BigInteger, description="Per-product, dense, from 1.")
+    record_id: str = Field(max_length=200, description="The publisher's own id.")
+    product_version: int
+    content: dict = Field(sa_column=Column(JSON, nullable=False))
+    content_hash: str = Field(max_length=64)
+    event_time: datetime | None = None
+    published_at: datetime = Field(default_factory=utcnow)

@@ -1,0 +1,133 @@
+"""Publishing records and reading them through a view."""
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
+
+from exchange.catalog.access import PublishAccess, ReadAccess
+from exchange.db import SessionDep
+from exchange.errors import NotFound, render
+from exchange.pagination import decode_cursor, encode_cursor
+from exchange.records import service
+from exchange.records.body import NDJSON, read_batch
+from exchange.timeutil import query_time
+
+router = APIRouter(prefix="/v1/products/{product}/records", tags=["records"])
+
+
+class PublishOutcome(BaseModel):
+    accepted: int
+    unchanged: int
+    rejected: list[dict[str, Any]]
+    first_seq: int | None
+    last_seq: int | None
+
+
+class RecordPage(BaseModel):
+    product: str
+    version: int
+    purpose: str
+    view: str
+    fields: dict[str, str]
+    records: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+class OneRecord(BaseModel):
+    product: str
+    version: int
+    purpose: str
+    view: str
+    fields: dict[str, str]
+    record: dict[str, Any]
+
+
+@router.post("", response_model=PublishOutcome)
+def publish(
+    request: Request,
+    session: SessionDep,
+    access: PublishAccess,
+    items: Annotated[list[Any], Depends(read_batch)],
+    atomic: Annotated[
+        bool, Query(description="Reject the whole batch if any record is bad.")
+    ] = True,
+) -> PublishOutcome:
+    """Publish records (a JSON array, or NDJSON). Each has the publisher's `id`:
+    the same id with the same content is a no-op; with other content, a conflict.
+    By default one bad record rejects the batch and nothing is written; with
+    `atomic=false` the good ones are stored and the bad ones listed."""
+    result = service.publish(session, request, access, items, atomic=atomic)
+    return PublishOutcome(
+        accepted=result.accepted,
+        unchanged=result.unchanged,
+        rejected=[{k: v for k, v in vars(e).items() if v is not None} for e in result.rejected],
+        first_seq=result.first_seq,
+        last_seq=result.last_seq,
+    )
+
+
+@router.get("", response_model=RecordPage)
+def read(
+    request: Request,
+    session: SessionDep,
+    access: ReadAccess,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    since: Annotated[str | None, Query(alias="from", description="RFC 3339, inclusive")] = None,
+    until: Annotated[str | None, Query(alias="to", description="RFC 3339, exclusive")] = None,
+    filter: Annotated[list[str] | None, Query(description="field=value, repeatable")] = None,
+) -> Response:
+    """Read records for a stated `purpose`, oldest first, in the view the policy
+    decides. `Accept: application/x-ndjson` streams one record a line, with the
+    view and next cursor in the `Exchange-View` and `Exchange-Next-Cursor` headers."""
+    page = service.read_page(
+        session,
+        request,
+        access,
+        after=decode_cursor(cursor),
+        since=query_time(since, "from"),
+        until=query_time(until, "to"),
+        filters=filter or [],
+        limit=limit,
+    )
+    next_cursor = encode_cursor(page.next_after) if page.next_after is not None else None
+    if NDJSON in request.headers.get("accept", ""):
+        body = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in page.records)
+        headers = {"Exchange-View": page.view}
+        if next_cursor:
+            headers["Exchange-Next-Cursor"] = next_cursor
+        return Response(body, media_type=NDJSON, headers=headers)
+    return JSONResponse(
+        RecordPage(
+            product=access.described.product.slug,
+            version=access.described.version,
+            purpose=access.purpose,
+            view=page.view,
+            fields=page.treatments,
+            records=page.records,
+            next_cursor=next_cursor,
+        ).model_dump()
+    )
+
+
+@router.get("/{record_id}", response_model=OneRecord)
+def read_one(request: Request, session: SessionDep, access: ReadAccess, record_id: str) -> Response:
+    """One record by the publisher's id, in the decided view."""
+    page, found = service.read_one(session, request, access, record_id)
+    if not found:
+        return render(
+            request, NotFound(f"no record {record_id!r} in {access.described.product.slug}")
+        )
+    return JSONResponse(
+        OneRecord(
+            product=access.described.product.slug,
+            version=access.described.version,
+            purpose=access.purpose,
+            view=page.view,
+            fields=page.treatments,
+            record=page.records[0],
+        ).model_dump()
+    )

@@ -1,0 +1,300 @@
+"""Publishing a batch of records, and reading pages of them through the decided view.
+
+Both take a `ProductAccess`, which exists only for an allowed decision, and both
+append their audit entry in the same transaction as what they do.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from fastapi import Request
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from exchange.auditing.trail import Origin
+from exchange.auditing.trail import record as audit_record
+from exchange.catalog.access import ProductAccess
+from exchange.catalog.models import FieldType, Product, Sensitivity
+from exchange.errors import BadRequest, Conflict, FieldError, ValidationFailed
+from exchange.privacy import views
+from exchange.records import validation
+from exchange.records.models import Record
+from exchange.timeutil import to_rfc3339, utcnow
+
+_LOOKUP_CHUNK = 500
+_FILTERABLE = {FieldType.string, FieldType.integer, FieldType.boolean}
+
+
+@dataclass
+class PublishResult:
+    accepted: int = 0
+    unchanged: int = 0
+    rejected: list[FieldError] = field(default_factory=list)
+    first_seq: int | None = None
+    last_seq: int | None = None
+
+
+@dataclass(frozen=True)
+class _Valid:
+    index: int
+    record_id: str
+    content: dict[str, Any]
+    digest: str
+
+
+def _validate_all(items: list[Any], access: ProductAccess) -> tuple[list[_Valid], list[FieldError]]:
+    definition = access.described.definition
+    valid, errors, seen = [], [], {}
+    for index, item in enumerate(items):
+        try:
+            record_id, content = validation.validate(item, definition)
+        except validation.Invalid as invalid:
+            errors.append(validation.field_error(index, invalid))
+            continue
+        digest = validation.content_hash(content)
+        if record_id in seen:
+            if seen[record_id] != digest:
+                errors.append(
+                    FieldError("id repeated in this batch with other content", "id", index)
+                )
+            continue
+        seen[record_id] = digest
+        valid.append(_Valid(index, record_id, content, digest))
+    return valid, errors
+
+
+def _stored_hashes(session: Session, product_id: int, ids: list[str]) -> dict[str, str]:
+    stored: dict[str, str] = {}
+    for start in range(0, len(ids), _LOOKUP_CHUNK):
+        chunk = ids[start : start + _LOOKUP_CHUNK]
+        stored.update(
+            session.execute(
+                select(Record.record_id, Record.content_hash).where(
+                    Record.product_id == product_id, Record.record_id.in_(chunk)
+                )
+            ).all()
+        )
+    return stored
+
+
+def publish(
+    session: Session,
+    where: Request | Origin,
+    access: ProductAccess,
+    items: list[Any],
+    *,
+    atomic: bool,
+) -> PublishResult:
+    """Store the new records of a batch; a record already stored with the same
+    content is unchanged, with other content a conflict.
+
+    Atomic (the default): any bad record rejects the batch — ValidationFailed (422)
+    listing every bad record by position, or Conflict (409) when the only problems
+    are ids already published with other content — and nothing is written.
+    Otherwise the good records are stored and the bad ones reported.
+    """
+    described = access.described
+    product_id = described.product.id
+    assert product_id is not None
+    valid, errors = _validate_all(items, access)
+    stored = _stored_hashes(session, product_id, [v.record_id for v in valid])
+    result = PublishResult()
+    new: list[_Valid] = []
+    for item in valid:
+        if item.record_id not in stored:
+            new.append(item)
+        elif stored[item.record_id] == item.digest:
+            result.unchanged += 1
+        else:
+            errors.append(FieldError("id already published with other content", "id", item.index))
+    errors.sort(key=lambda error: error.index or 0)
+    if errors and atomic:
+        only_conflicts = all(e.reason.startswith("id already published") for e in errors)
+        error_type = Conflict if only_conflicts else ValidationFailed
+        raise error_type(
+            f"{len(errors)} of {len(items)} records rejected; nothing was written", errors=errors
+        )
+    result.rejected = errors
+    seqs = _insert(session, product_id, described.version, new, described.definition) if new else []
+    result.accepted = len(seqs)
+    if seqs:
+        result.first_seq, result.last_seq = seqs[0], seqs[-1]
+    audit_record(
+        session,
+        where,
+        access.caller.actor,
+        action="publish",
+        allowed=True,
+        reason=access.decision.reason,
+        decision=access.decision,
+        product=described.product.slug,
+        seqs=seqs,
+        details={
+            "version": described.version,
+            "unchanged": result.unchanged,
+            "rejected": len(errors),
+        },
+    )
+    return result
+
+
+def _insert(
+    session: Session, product_id: int, version: int, new: list[_Valid], definition: Any
+) -> list[int]:
+    """Rows with the next dense sequence numbers, under the product row's lock."""
+    last = session.scalar(
+        select(Product.record_seq).where(Product.id == product_id).with_for_update()
+    )
+    assert last is not None
+    now = utcnow()
+    rows = [
+        {
+            "product_id": product_id,
+            "seq": last + offset,
+            "record_id": item.record_id,
+            "product_version": version,
+            "content": item.content,
+            "content_hash": item.digest,
+            "event_time": validation.event_time(item.content, definition),
+            "published_at": now,
+        }
+        for offset, item in enumerate(new, start=1)
+    ]
+    session.execute(insert(Record), rows)
+    session.execute(
+        update(Product).where(Product.id == product_id).values(record_seq=last + len(rows))
+    )
+    return [row["seq"] for row in rows]
+
+
+@dataclass(frozen=True)
+class Page:
+    view: str
+    treatments: dict[str, str]
+    records: list[dict[str, Any]]
+    next_after: int | None
+
+
+def _shown(row: Record, treatment_of: dict[str, str]) -> dict[str, Any]:
+    return {
+        "id": row.record_id,
+        "seq": row.seq,
+        "published_at": to_rfc3339(row.published_at),
+        **views.apply(treatment_of, row.content),
+    }
+
+
+def _filter_clauses(access: ProductAccess, filters: list[str]) -> list[Any]:
+    """`field=value` conditions on plain fields. Filtering on a protected field
+    would let a consumer probe values it may not see, so it needs the raw view."""
+    specs = {spec.name: spec for spec in access.described.definition.fields}
+    clauses = []
+    for position, text in enumerate(filters):
+        name, sep, value = text.partition("=")
+        spec = specs.get(name)
+        problem = None
+        if not sep or spec is None:
+            problem = "expected field=value with a field of this product"
+        elif spec.type not in _FILTERABLE:
+            problem = f"{spec.type} fields cannot be filtered on"
+        elif spec.sensitivity != Sensitivity.none and access.decision.view != "raw":
+            problem = f"{name} is {spec.sensitivity}; filtering on it needs the raw view"
+        if problem:
+            raise BadRequest(
+                "a filter cannot be applied", errors=[FieldError(problem, "filter", position)]
+            )
+        assert spec is not None
+        element = Record.content[name]
+        if spec.type == FieldType.integer:
+            if not value.lstrip("-").isdigit():
+                raise BadRequest(
+                    "a filter cannot be applied",
+                    errors=[FieldError("not an integer", "filter", position)],
+                )
+            clauses.append(element.as_integer() == int(value))
+        elif spec.type == FieldType.boolean:
+            clauses.append(element.as_boolean() == (value == "true"))
+        else:
+            clauses.append(element.as_string() == value)
+    return clauses
+
+
+def read_page(
+    session: Session,
+    request: Request,
+    access: ProductAccess,
+    *,
+    after: int | None,
+    since: datetime | None,
+    until: datetime | None,
+    filters: list[str],
+    limit: int,
+) -> Page:
+    """Records after the cursor, oldest first, shaped by the decision's view."""
+    product_id = access.described.product.id
+    query = (
+        select(Record).where(Record.product_id == product_id).order_by(Record.seq).limit(limit + 1)
+    )
+    if after is not None:
+        query = query.where(Record.seq > after)
+    if since is not None:
+        query = query.where(Record.event_time >= since)
+    if until is not None:
+        query = query.where(Record.event_time < until)
+    for clause in _filter_clauses(access, filters):
+        query = query.where(clause)
+    rows = list(session.scalars(query))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    treatment_of = views.treatments(access.decision.view, access.described.definition.fields)
+    page = Page(
+        view=access.decision.view,
+        treatments=treatment_of,
+        records=[_shown(row, treatment_of) for row in rows],
+        next_after=rows[-1].seq if more and rows else None,
+    )
+    details = {
+        "filters": filters,
+        "from": since and to_rfc3339(since),
+        "until": until and to_rfc3339(until),
+    }
+    _audit_read(session, request, access, [row.seq for row in rows], details)
+    return page
+
+
+def read_one(
+    session: Session, request: Request, access: ProductAccess, record_id: str
+) -> tuple[Page, bool]:
+    """One record by the publisher's id; (page, found). The read is audited either way."""
+    row = session.scalar(
+        select(Record).where(
+            Record.product_id == access.described.product.id, Record.record_id == record_id
+        )
+    )
+    treatment_of = views.treatments(access.decision.view, access.described.definition.fields)
+    records = [_shown(row, treatment_of)] if row else []
+    _audit_read(session, request, access, [row.seq] if row else [], {"id": record_id})
+    return Page(access.decision.view, treatment_of, records, None), row is not None
+
+
+def _audit_read(
+    session: Session,
+    request: Request,
+    access: ProductAccess,
+    seqs: list[int],
+    details: dict[str, Any],
+) -> None:
+    audit_record(
+        session,
+        request,
+        access.caller.actor,
+        action="read",
+        allowed=True,
+        reason=access.decision.reason,
+        decision=access.decision,
+        product=access.described.product.slug,
+        purpose=access.purpose,
+        seqs=seqs,
+        details=details,
+    )

@@ -1,0 +1,56 @@
+"""Every knob of the exchange, read from `EXCHANGE_*` environment variables.
+
+Defaults make a new user's first run work with no set-up: a SQLite file and keys
+under `./var`. Production sets `EXCHANGE_DATABASE_URL` to PostgreSQL.
+"""
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_PLACEHOLDER_SECRETS = {"changeme", "change-me", "secret", "password", "example", "xxx"}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EXCHANGE_", extra="ignore")
+
+    data_dir: Path = Path("./var")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default: a SQLite file under data_dir."
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+
+    token_ttl_seconds: int = Field(default=900, ge=30, le=86_400)
+    token_issuer: str = "exchange"
+    token_audience: str = "exchange-api"
+    signing_key_path: Path | None = Field(
+        default=None,
+        description="Ed25519 token key (PEM); default: data_dir/keys/token-signing.pem.",
+    )
+    signing_key_passphrase: SecretStr | None = Field(
+        default=None, description="Encrypts the token key at rest when set."
+    )
+
+    max_batch_records: int = Field(default=50_000, ge=1)
+    max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    page_limit_max: int = Field(default=1000, ge=1)
+
+    @field_validator("signing_key_passphrase")
+    @classmethod
+    def _refuse_placeholder(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value().strip().lower() in _PLACEHOLDER_SECRETS:
+            raise ValueError("a placeholder passphrase protects nothing; set a real one")
+        return value
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'exchange.db').resolve()}"
+
+    @cached_property
+    def resolved_signing_key_path(self) -> Path:
+        return self.signing_key_path or self.data_dir / "keys" / "token-signing.pem"

@@ -1,0 +1,76 @@
+"""The one answer to "may subject S do action A on object O for purpose U?".
+
+`PolicyEngine.decide` is pure over its inputs and the loaded policy: it does no
+I/O, and it fails closed — an error inside Casbin raises `PolicyError`, never an
+allow. Callers describe the subject and the object by their attributes
+(`Subject`, `Resource`); the policy lines refer to those attributes, so the
+engine needs no copy of the identity or catalog tables and never goes stale when
+an organisation or product is added.
+"""
+
+from dataclasses import dataclass, field
+
+NO_VIEW = "-"
+ANY_VIEW = "*"
+# When several allow lines match, the most protective of their views wins.
+VIEWS_MOST_PROTECTIVE_FIRST = ("protected", "raw")
+
+
+class PolicyError(Exception):
+    """The policy could not be loaded or evaluated; callers must deny."""
+
+
+@dataclass(frozen=True)
+class Subject:
+    """Who asks: a principal of an organisation of some kind, with roles."""
+
+    principal: str
+    organization: str
+    kind: str
+    roles: frozenset[str]
+
+    def attributes(self) -> str:
+        parts = [f"principal:{self.principal}", f"org:{self.organization}", f"kind:{self.kind}"]
+        parts += [f"role:{role}" for role in sorted(self.roles)]
+        return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class Resource:
+    """What is asked for: a data product (with its tier, owner and purposes) or a
+    part of the exchange itself (`Resource.system("audit")`)."""
+
+    name: str
+    tier: str | None = None
+    owner: str | None = None
+    purposes: frozenset[str] = field(default_factory=frozenset)
+
+    @classmethod
+    def system(cls, name: str) -> "Resource":
+        return cls(name=f"system:{name}")
+
+    @property
+    def is_product(self) -> bool:
+        return not self.name.startswith("system:")
+
+    def attributes(self) -> str:
+        if not self.is_product:
+            return self.name
+        parts = [f"product:{self.name}", f"tier:{self.tier}", f"owner:{self.owner}"]
+        parts += [f"purpose:{purpose}" for purpose in sorted(self.purposes)]
+        return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """allowed, why, which line matched, under which policy version, in which view.
+
+    `hint` tells a denied caller what it could do instead, when there is something.
+    """
+
+    allowed: bool
+    reason: str
+    rule: tuple[str, ...] | None
+    policy_version: str
+    view: str
+    hint: str | None = None
