@@ -3,7 +3,6 @@
 from datetime import datetime
 
 from sqlalchemy import JSON, BigInteger, Column, Index, Integer, UniqueConstraint
-
 from sqlmodel import Field, SQLModel
 
 from exchange.timeutil import utcnow
