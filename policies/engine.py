@@ -6,6 +6,7 @@ policy change builds a new engine and swaps the reference.
 """
 
 import hashlib
+import logging
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -28,6 +29,10 @@ from policies.explain import denial_reason
 MODEL_PATH = Path(__file__).with_name("model.conf")
 DEFAULT_POLICY_PATH = Path(__file__).with_name("default.csv")
 _FIELDS = 6
+# Casbin logs every request, denials at WARNING, with the subject's attributes; the
+# audit log is the record of decisions, so its own log only speaks of errors.
+_CASBIN_LOG = logging.getLogger("policies.casbin")
+_CASBIN_LOG.setLevel(logging.ERROR)
 _EFFECTS = {"allow", "deny"}
 
 
@@ -111,6 +116,7 @@ class PolicyEngine:
             self._enforcer = casbin.Enforcer(str(MODEL_PATH), _LinesAdapter(self.lines))
         except Exception as error:  # Casbin raises bare exceptions on bad models and lines
             raise PolicyError(f"the policy does not load: {error}") from error
+        self._enforcer.logger = _CASBIN_LOG
         self._enforcer.add_function("subjectMatches", subject_matches)
         self._enforcer.add_function("objectMatches", object_matches)
         self._enforcer.add_function("purposeMatches", purpose_matches)

@@ -1,0 +1,1 @@
+"""Throughput figures, each next to a baseline measured in the same run."""

@@ -1,0 +1,153 @@
+"""The README's promise, for real: `exchange demo`, then `exchange serve` (uvicorn in
+its own process), then the day's steps 2, 3 and 5 over HTTP with the demo's
+credentials file."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from exchange.settings import Settings
+
+KEYS = {"fleet", "hotline", "police", "mapco", "lab", "steward", "auditor", "admin"}
+
+
+def _exchange(settings: Settings, *args: str, **kwargs: object) -> subprocess.CompletedProcess:
+    env = os.environ | {
+        "EXCHANGE_DATABASE_URL": settings.resolved_database_url,
+        "EXCHANGE_DATA_DIR": str(settings.data_dir),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "exchange", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+        **kwargs,
+    )
+
+
+@pytest.fixture
+def served(settings: Settings) -> Iterator[str]:
+    _exchange(settings, "demo")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = os.environ | {
+        "EXCHANGE_DATABASE_URL": settings.resolved_database_url,
+        "EXCHANGE_DATA_DIR": str(settings.data_dir),
+        "EXCHANGE_PORT": str(port),
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "exchange", "serve"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        else:
+            pytest.fail("the server did not become ready")
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def _client(base: str, credentials: dict, key: str) -> httpx.Client:
+    token = httpx.post(
+        f"{base}/oauth/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": credentials[key]["client_id"],
+            "client_secret": credentials[key]["client_secret"],
+        },
+    ).json()["access_token"]
+    return httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"})
+
+
+def test_the_day_on_a_real_server(served: str, settings: Settings) -> None:
+    path = Path(settings.data_dir) / "demo" / "credentials.json"
+    credentials = json.loads(path.read_text())
+    assert set(credentials) == KEYS
+    assert all(
+        set(c) == {"client_id", "client_secret", "organization"} for c in credentials.values()
+    )
+    assert path.stat().st_mode & 0o077 == 0, "credentials must be readable by the owner only"
+
+    with _client(served, credentials, "police") as police:
+        raw = police.get(
+            "/v1/products/violation-captures/records",
+            params={"purpose": "law_enforcement", "filter": "violation_type=red_light"},
+        )
+        assert raw.status_code == 200
+        assert raw.json()["view"] == "raw"
+        assert all(r["violation_type"] == "red_light" for r in raw.json()["records"])
+        assert raw.json()["records"][0]["photo"].endswith(".jpg")
+        hotline = police.get(
+            "/v1/products/hotline-tickets/records", params={"purpose": "law_enforcement"}
+        )
+        assert hotline.status_code == 200
+
+    with _client(served, credentials, "mapco") as mapco:
+        protected = mapco.get(
+            "/v1/products/violation-captures/records", params={"purpose": "navigation_safety"}
+        )
+        assert protected.status_code == 200
+        record = protected.json()["records"][0]
+        assert record["plate"].endswith("****") and "photo" not in record
+        assert "cell" in record["location"]
+        assert (
+            mapco.get(
+                "/v1/products/violation-captures/records", params={"purpose": "commercial"}
+            ).status_code
+            == 403
+        )
+        assert (
+            mapco.get(
+                "/v1/products/hotline-tickets/records", params={"purpose": "traffic_management"}
+            ).status_code
+            == 403
+        )
+        assert (
+            mapco.get(
+                "/v1/products/pedestrian-near-misses/records", params={"purpose": "research"}
+            ).status_code
+            == 403
+        )
+
+    with _client(served, credentials, "auditor") as auditor:
+        entries = auditor.get(
+            "/v1/audit/entries", params={"product": "violation-captures", "action": "read"}
+        ).json()["entries"]
+        seen = {(e["entry"]["organization"], e["entry"]["decision"]) for e in entries}
+        assert seen == {
+            ("gz-traffic-police", "allow"),
+            ("lingnan-maps", "allow"),
+            ("lingnan-maps", "deny"),
+        }
+
+
+def test_demo_is_idempotent(settings: Settings) -> None:
+    first = json.loads(_exchange(settings, "demo").stdout)
+    second = json.loads(_exchange(settings, "demo").stdout)
+    assert set(first["principals_created"]) == KEYS
+    assert first["records_published"]["violation-captures"] >= 1000
+    assert second["principals_created"] == []
+    assert set(second["records_published"].values()) == {0}
