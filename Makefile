@@ -29,6 +29,7 @@ test-postgres: install  ## the same suite on PostgreSQL
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 bench: install  ## throughput figures against same-run baselines
 	$(BIN)/python -m benchmarks

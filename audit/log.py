@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import BigInteger, Column, LargeBinary, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Field, Session, SQLModel
+from sqlmodel import Field, Session, SQLModel, col
 
 from audit.encoding import GENESIS, canonical_bytes, chain_hash, leaf_hash
 
@@ -131,8 +131,8 @@ def append(session: Session, events: Sequence[AuditEvent]) -> list[int]:
         raise AuditWriteError("nothing to append")
     try:
         head = session.execute(
-            select(AuditHead.size, AuditHead.chain_hash)
-            .where(AuditHead.id == HEAD_ID)
+            select(col(AuditHead.size), col(AuditHead.chain_hash))
+            .where(col(AuditHead.id) == HEAD_ID)
             .with_for_update()
         ).one_or_none()
         if head is None:
@@ -160,7 +160,7 @@ def append(session: Session, events: Sequence[AuditEvent]) -> list[int]:
         session.execute(insert(AuditEntry), rows)
         session.execute(
             update(AuditHead)
-            .where(AuditHead.id == HEAD_ID)
+            .where(col(AuditHead.id) == HEAD_ID)
             .values(size=size + len(rows), chain_hash=previous.hex())
         )
     except (SQLAlchemyError, ValueError) as error:

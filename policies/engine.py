@@ -92,7 +92,7 @@ def parse_policy(text: str) -> list[tuple[str, ...]]:
     return lines
 
 
-class _LinesAdapter(persist.Adapter):
+class _LinesAdapter(persist.Adapter):  # type: ignore[misc]  # casbin ships no types
     """Loads fixed, already validated lines; writing goes elsewhere."""
 
     def __init__(self, lines: Sequence[tuple[str, ...]]) -> None:

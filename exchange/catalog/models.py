@@ -7,7 +7,7 @@ each `ProductVersion`; `Product` keeps the current version's searchable columns.
 import re
 from datetime import datetime
 from enum import StrEnum
-from typing import Self
+from typing import Any, Self
 
 from pydantic import model_validator
 from sqlalchemy import JSON, BigInteger, Column, UniqueConstraint
@@ -147,7 +147,7 @@ class ProductVersion(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     product_id: int = Field(foreign_key="product.id")
     version: int
-    definition: dict = Field(sa_column=Column(JSON, nullable=False))
+    definition: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     created_by: str = Field(max_length=64)
     created_at: datetime = Field(default_factory=utcnow)
 

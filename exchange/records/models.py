@@ -1,6 +1,7 @@
 """Published records: one row per (product, publisher's id)."""
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Column, Index, Integer, UniqueConstraint
 from sqlmodel import Field, SQLModel
@@ -25,7 +26,7 @@ class Record(SQLModel, table=True):
     seq: int = Field(sa_type=BigInteger, description="Per-product, dense, from 1.")
     record_id: str = Field(max_length=200, description="The publisher's own id.")
     product_version: int
-    content: dict = Field(sa_column=Column(JSON, nullable=False))
+    content: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     content_hash: str = Field(max_length=64)
     event_time: datetime | None = None
     published_at: datetime = Field(default_factory=utcnow)
