@@ -86,8 +86,10 @@ def parse_policy(text: str) -> list[tuple[str, ...]]:
             raise PolicyError(f"line {number}: expected 'p' and {_FIELDS} values: {stripped!r}")
         if values[-1] not in _EFFECTS:
             raise PolicyError(f"line {number}: effect must be allow or deny, not {values[-1]!r}")
-        if any(not value or any(c in value for c in "()\"'") for value in values):
-            raise PolicyError(f"line {number}: empty value or forbidden character: {stripped!r}")
+        if any(not value or any(c in value for c in "()\"' \t") for value in values):
+            raise PolicyError(
+                f"line {number}: empty value, space or forbidden character: {stripped!r}"
+            )
         lines.append(values[1:])
     return lines
 

@@ -86,10 +86,11 @@ def details(
     version: Annotated[int | None, Query(ge=1, description="Default: the current version")] = None,
 ) -> ProductPublic:
     """A product's definition, at its current or an older version. A product the
-    caller may not discover is reported as not found."""
-    described = service.describe(session, product, version)
-    if not engine(request).decide(caller.subject, described.resource, "discover").allowed:
+    caller may not discover now is reported as not found, at every version."""
+    current = service.describe(session, product)
+    if not engine(request).decide(caller.subject, current.resource, "discover").allowed:
         raise NotFound(f"no product {product!r}")
+    described = current if version is None else service.describe(session, product, version)
     return described.public()
 
 
