@@ -16,9 +16,13 @@ def canonical_bytes(body: dict[str, Any]) -> bytes:
     """Raises ValueError for an empty body or a value JSON cannot carry exactly."""
     if not body:
         raise ValueError("an audit entry cannot be empty")
-    return json.dumps(
-        body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
+    try:
+        text = json.dumps(
+            body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        )
+    except TypeError as error:
+        raise ValueError(f"an audit entry holds a value JSON cannot carry: {error}") from error
+    return text.encode("utf-8")
 
 
 def leaf_hash(entry: bytes) -> bytes:

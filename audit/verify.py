@@ -43,12 +43,18 @@ def verify_chain(
         previous = chain_hash(previous, leaf)
         if previous.hex() != entry.chain_hash:
             return ChainBreak(position, "chain hash does not link to the previous entry")
-        body = json.loads(bytes(entry.body))
+        try:
+            body = json.loads(bytes(entry.body))
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return ChainBreak(position, "body is not a JSON object")
         if body.get("index") != position:
             return ChainBreak(position, f"body says index {body.get('index')}")
         for column, key in COLUMN_KEYS.items():
             if getattr(entry, column, body.get(key)) != body.get(key):
                 return ChainBreak(position, f"column {column} differs from the hashed body")
     if expected_size is not None and count != expected_size:
-        return ChainBreak(count, f"log has {count} entries, head says {expected_size}")
+        first_unaccounted = min(count, expected_size)
+        return ChainBreak(first_unaccounted, f"log has {count} entries, head says {expected_size}")
     return None

@@ -110,11 +110,14 @@ def decide(
     decision = engine(request).decide(caller.subject, resource, action, purpose)
     if not decision.allowed:
         product = resource.name if resource.is_product else None
+        # "audit.read", "identity.manage": what was refused, findable by action.
+        system = resource.name.removeprefix("system:")
+        label = action if resource.is_product else f"{system}.{action}"
         raise deny(
             session,
             request,
             caller,
-            action=action,
+            action=label,
             reason=decision.reason,
             decision=decision,
             product=product,

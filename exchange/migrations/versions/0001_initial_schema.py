@@ -175,6 +175,10 @@ _SQLITE_GUARDS = [
     BEGIN SELECT RAISE(ABORT, 'audit_entry is append-only'); END""",
     """CREATE TRIGGER audit_entry_no_delete BEFORE DELETE ON audit_entry
     BEGIN SELECT RAISE(ABORT, 'audit_entry is append-only'); END""",
+    # INSERT OR REPLACE deletes the old row without firing delete triggers.
+    """CREATE TRIGGER audit_entry_no_replace BEFORE INSERT ON audit_entry
+    WHEN EXISTS (SELECT 1 FROM audit_entry WHERE "index" = NEW."index")
+    BEGIN SELECT RAISE(ABORT, 'audit_entry is append-only'); END""",
 ]
 
 _POSTGRES_GUARDS = [
