@@ -15,9 +15,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--database-url", help="default: a fresh SQLite file in a temp dir")
     arguments = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="exchange-bench-") as scratch:
-        with running_exchange(Path(scratch) / "data", arguments.database_url) as running:
-            rows = records.run(running, Path(scratch))
+    with tempfile.TemporaryDirectory(prefix="exchange-bench-") as directory:
+        scratch = Path(directory)
+        with running_exchange(scratch / "data", arguments.database_url) as running:
+            rows = records.run(running, scratch)
     engine = (arguments.database_url or "sqlite").split(":")[0]
     print(f"\nrecords ({engine})")
     print(f"{'measure':<56}{'records/s':>12}{'ratio':>8}")
