@@ -2,8 +2,8 @@
 
 `CallerDep` turns a bearer token into the calling principal (401 otherwise).
 `decide` asks the policy engine and, when the answer is no, writes the denial to
-the audit log, commits it on its own (nothing else has happened in the request
-yet) and raises AccessDenied — so denials are logged even though the request fails.
+the audit log, commits it on its own (`log_refusal`) and raises AccessDenied —
+so denials are logged even though the request fails.
 Routers never check roles themselves.
 """
 
@@ -62,7 +62,7 @@ def engine(request: Request) -> PolicyEngine:
     return request.app.state.policy
 
 
-def deny(
+def log_refusal(
     session: Session,
     request: Request,
     caller: Caller,
@@ -72,9 +72,9 @@ def deny(
     decision: Decision | None = None,
     product: str | None = None,
     purpose: str | None = None,
-    error: type[Exception] = AccessDenied,
-) -> Exception:
-    """Log a denial durably, and return the error to raise."""
+) -> None:
+    """Write a refusal to the audit log durably: whatever the request did so far is
+    rolled back, the deny entry is committed on its own, and the caller then raises."""
     session.rollback()
     record(
         session,
@@ -88,14 +88,6 @@ def deny(
         purpose=purpose,
     )
     session.commit()
-    if error is AccessDenied and decision is not None:
-        return AccessDenied(
-            reason,
-            hint=decision.hint,
-            policy_version=decision.policy_version,
-            rule=list(decision.rule) if decision.rule else None,
-        )
-    return error(reason)
 
 
 def decide(
@@ -113,7 +105,7 @@ def decide(
         # "audit.read", "identity.manage": what was refused, findable by action.
         system = resource.name.removeprefix("system:")
         label = action if resource.is_product else f"{system}.{action}"
-        raise deny(
+        log_refusal(
             session,
             request,
             caller,
@@ -122,6 +114,12 @@ def decide(
             decision=decision,
             product=product,
             purpose=purpose,
+        )
+        raise AccessDenied(
+            decision.reason,
+            hint=decision.hint,
+            policy_version=decision.policy_version,
+            rule=list(decision.rule) if decision.rule else None,
         )
     return decision
 

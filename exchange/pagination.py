@@ -21,6 +21,6 @@ def decode_cursor(cursor: str | None) -> int | None:
         after = json.loads(base64.urlsafe_b64decode(padded.encode()))["after"]
     except (ValueError, KeyError, TypeError) as error:
         raise BadRequest("cursor is not one this API gave out", errors=_NOT_OURS) from error
-    if not isinstance(after, int) or after < 0:
+    if isinstance(after, bool) or not isinstance(after, int) or not 0 <= after < 2**63:
         raise BadRequest("cursor is not one this API gave out", errors=_NOT_OURS)
     return after

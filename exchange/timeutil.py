@@ -26,7 +26,10 @@ def parse_rfc3339(text: str) -> datetime:
     moment = datetime.fromisoformat(text.replace("z", "Z").replace("Z", "+00:00"))
     if moment.tzinfo is None:
         raise ValueError("timestamp needs a UTC offset or Z")
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("timestamp is outside the years 1–9999 in UTC") from None
 
 
 def query_time(value: str | None, name: str) -> datetime | None:

@@ -12,7 +12,7 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Query, Request
 
-from exchange.auth import Caller, CallerDep, decide, deny
+from exchange.auth import Caller, CallerDep, decide, log_refusal
 from exchange.catalog import service
 from exchange.catalog.models import PURPOSE
 from exchange.catalog.service import Described
@@ -58,8 +58,9 @@ def product_access(action: str, *, purpose_required: bool):
     ) -> ProductAccess:
         try:
             stated = _checked_purpose(purpose, purpose_required)
-        except BadRequest as error:
-            raise deny(
+            described = service.describe(session, product)
+        except (BadRequest, NotFound) as error:
+            log_refusal(
                 session,
                 request,
                 caller,
@@ -67,21 +68,8 @@ def product_access(action: str, *, purpose_required: bool):
                 reason=error.detail,
                 product=product,
                 purpose=purpose,
-                error=type(error),
-            ) from None
-        try:
-            described = service.describe(session, product)
-        except NotFound:
-            raise deny(
-                session,
-                request,
-                caller,
-                action=action,
-                reason=f"no product {product!r}",
-                product=product,
-                purpose=stated,
-                error=NotFound,
-            ) from None
+            )
+            raise
         decision = decide(session, request, caller, described.resource, action, stated)
         return ProductAccess(caller, described, action, stated, decision)
 

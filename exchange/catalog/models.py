@@ -54,7 +54,7 @@ _FORCED_SENSITIVITY = {
 
 
 class FieldSpec(SQLModel):
-    name: str = Field(regex=NAME)
+    name: str = Field(max_length=63, schema_extra={"pattern": NAME})
     type: FieldType
     sensitivity: Sensitivity = Sensitivity.none
     required: bool = True
@@ -107,7 +107,9 @@ class Definition(SQLModel):
 
 class ProductCreate(Definition):
     slug: str = Field(
-        regex=SLUG, description="The product's name in paths, e.g. `violation-captures`."
+        max_length=64,
+        schema_extra={"pattern": SLUG},
+        description="The product's name in paths, e.g. `violation-captures`.",
     )
 
 

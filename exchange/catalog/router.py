@@ -69,11 +69,12 @@ def search(
         tag=tag,
         publisher=publisher,
         after=decode_cursor(cursor),
-        limit=limit,
+        limit=limit + 1,
     )
+    more, found = len(found) > limit, found[:limit]
     policy = engine(request)
     visible = [d for d in found if policy.decide(caller.subject, d.resource, "discover").allowed]
-    next_cursor = encode_cursor(found[-1].product.id or 0) if len(found) == limit else None
+    next_cursor = encode_cursor(found[-1].product.id or 0) if more else None
     return ProductList(products=[d.public() for d in visible], next_cursor=next_cursor)
 
 

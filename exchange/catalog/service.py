@@ -172,7 +172,7 @@ def search(
     if tier:
         query = query.where(Product.tier == tier)
     if tag:
-        query = query.where(Product.tags_index.contains(f",{tag},"))
+        query = query.where(Product.tags_index.contains(f",{tag},", autoescape=True))
     if publisher:
         query = query.where(Organization.slug == publisher)
     return [

@@ -34,7 +34,11 @@ class Organization(SQLModel, table=True):
 
 
 class OrganizationCreate(SQLModel):
-    slug: str = Field(regex=SLUG, description="Short stable name, e.g. `gz-traffic-police`.")
+    slug: str = Field(
+        max_length=64,
+        schema_extra={"pattern": SLUG},
+        description="Short stable name, e.g. `gz-traffic-police`.",
+    )
     name: str = Field(min_length=1, max_length=200)
     kind: OrgKind
 

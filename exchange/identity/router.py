@@ -70,8 +70,9 @@ def list_organizations(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> OrganizationList:
     """All organisations, in registration order."""
-    found = service.list_organizations(session, after=decode_cursor(cursor), limit=limit)
-    next_cursor = encode_cursor(found[-1].id or 0) if len(found) == limit else None
+    found = service.list_organizations(session, after=decode_cursor(cursor), limit=limit + 1)
+    more, found = len(found) > limit, found[:limit]
+    next_cursor = encode_cursor(found[-1].id or 0) if more else None
     return OrganizationList(
         organizations=[OrganizationPublic.model_validate(o, from_attributes=True) for o in found],
         next_cursor=next_cursor,
@@ -107,8 +108,9 @@ def list_principals(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> PrincipalList:
     """The organisation's principals (never their secrets)."""
-    found = service.list_principals(session, org, after=decode_cursor(cursor), limit=limit)
-    next_cursor = encode_cursor(found[-1][0]) if len(found) == limit else None
+    found = service.list_principals(session, org, after=decode_cursor(cursor), limit=limit + 1)
+    more, found = len(found) > limit, found[:limit]
+    next_cursor = encode_cursor(found[-1][0]) if more else None
     return PrincipalList(principals=[p for _, p in found], next_cursor=next_cursor)
 
 

@@ -7,9 +7,10 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
+from exchange.auth import log_refusal
 from exchange.catalog.access import PublishAccess, ReadAccess
 from exchange.db import SessionDep
-from exchange.errors import NotFound, render
+from exchange.errors import Conflict, NotFound, ValidationFailed, render
 from exchange.pagination import decode_cursor, encode_cursor
 from exchange.records import service
 from exchange.records.body import NDJSON, read_batch
@@ -59,7 +60,19 @@ def publish(
     the same id with the same content is a no-op; with other content, a conflict.
     By default one bad record rejects the batch and nothing is written; with
     `atomic=false` the good ones are stored and the bad ones listed."""
-    result = service.publish(session, request, access, items, atomic=atomic)
+    try:
+        result = service.publish(session, request, access, items, atomic=atomic)
+    except (ValidationFailed, Conflict) as rejected:
+        log_refusal(
+            session,
+            request,
+            access.caller,
+            action="publish",
+            reason=rejected.detail,
+            decision=access.decision,
+            product=access.described.product.slug,
+        )
+        raise
     return PublishOutcome(
         accepted=result.accepted,
         unchanged=result.unchanged,

@@ -4,12 +4,13 @@ Both take a `ProductAccess`, which exists only for an allowed decision, and both
 append their audit entry in the same transaction as what they do.
 """
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from fastapi import Request
-from sqlalchemy import insert, select, update
+from sqlalchemy import BigInteger, cast, insert, select, update
 from sqlalchemy.orm import Session
 
 from exchange.auditing.trail import Origin
@@ -23,6 +24,7 @@ from exchange.records.models import Record
 from exchange.timeutil import to_rfc3339, utcnow
 
 _LOOKUP_CHUNK = 500
+_INTEGER = re.compile(r"-?[0-9]+")
 _FILTERABLE = {FieldType.string, FieldType.integer, FieldType.boolean}
 
 
@@ -43,9 +45,13 @@ class _Valid:
     digest: str
 
 
-def _validate_all(items: list[Any], access: ProductAccess) -> tuple[list[_Valid], list[FieldError]]:
+def _validate_all(
+    items: list[Any], access: ProductAccess
+) -> tuple[list[_Valid], list[FieldError], int]:
+    """Valid records (first of each id), errors by position, and how many records
+    repeat an earlier one of the batch exactly."""
     definition = access.described.definition
-    valid, errors, seen = [], [], {}
+    valid, errors, seen, repeats = [], [], {}, 0
     for index, item in enumerate(items):
         try:
             record_id, content = validation.validate(item, definition)
@@ -58,10 +64,12 @@ def _validate_all(items: list[Any], access: ProductAccess) -> tuple[list[_Valid]
                 errors.append(
                     FieldError("id repeated in this batch with other content", "id", index)
                 )
+            else:
+                repeats += 1
             continue
         seen[record_id] = digest
         valid.append(_Valid(index, record_id, content, digest))
-    return valid, errors
+    return valid, errors, repeats
 
 
 def _stored_hashes(session: Session, product_id: int, ids: list[str]) -> dict[str, str]:
@@ -97,9 +105,9 @@ def publish(
     described = access.described
     product_id = described.product.id
     assert product_id is not None
-    valid, errors = _validate_all(items, access)
+    valid, errors, repeats = _validate_all(items, access)
     stored = _stored_hashes(session, product_id, [v.record_id for v in valid])
-    result = PublishResult()
+    result = PublishResult(unchanged=repeats)
     new: list[_Valid] = []
     for item in valid:
         if item.record_id not in stored:
@@ -185,34 +193,39 @@ def _shown(row: Record, treatment_of: dict[str, str]) -> dict[str, Any]:
     }
 
 
+def _filter_problem(access: ProductAccess, name: str, spec: Any, value: str) -> str | None:
+    if spec is None:
+        return "expected field=value with a field of this product"
+    if spec.type not in _FILTERABLE:
+        return f"{spec.type} fields cannot be filtered on"
+    if spec.sensitivity != Sensitivity.none and access.decision.view != "raw":
+        return f"{name} is {spec.sensitivity}; filtering on it needs the raw view"
+    if spec.type == FieldType.integer and not (
+        _INTEGER.fullmatch(value) and -(2**63) <= int(value) < 2**63
+    ):
+        return "not a 64-bit integer"
+    if spec.type == FieldType.boolean and value not in ("true", "false"):
+        return "expected true or false"
+    return None
+
+
 def _filter_clauses(access: ProductAccess, filters: list[str]) -> list[Any]:
     """`field=value` conditions on plain fields. Filtering on a protected field
-    would let a consumer probe values it may not see, so it needs the raw view."""
+    would let a consumer probe values it may not see, so it needs the raw view.
+    Raises BadRequest naming the filter's position."""
     specs = {spec.name: spec for spec in access.described.definition.fields}
     clauses = []
     for position, text in enumerate(filters):
-        name, sep, value = text.partition("=")
-        spec = specs.get(name)
-        problem = None
-        if not sep or spec is None:
-            problem = "expected field=value with a field of this product"
-        elif spec.type not in _FILTERABLE:
-            problem = f"{spec.type} fields cannot be filtered on"
-        elif spec.sensitivity != Sensitivity.none and access.decision.view != "raw":
-            problem = f"{name} is {spec.sensitivity}; filtering on it needs the raw view"
-        if problem:
+        name, _, value = text.partition("=")
+        spec = specs.get(name) if "=" in text else None
+        if problem := _filter_problem(access, name, spec, value):
             raise BadRequest(
                 "a filter cannot be applied", errors=[FieldError(problem, "filter", position)]
             )
-        assert spec is not None
         element = Record.content[name]
         if spec.type == FieldType.integer:
-            if not value.lstrip("-").isdigit():
-                raise BadRequest(
-                    "a filter cannot be applied",
-                    errors=[FieldError("not an integer", "filter", position)],
-                )
-            clauses.append(element.as_integer() == int(value))
+            # as_integer() casts to a 32-bit INTEGER on PostgreSQL; values are 64-bit.
+            clauses.append(cast(element.as_string(), BigInteger) == int(value))
         elif spec.type == FieldType.boolean:
             clauses.append(element.as_boolean() == (value == "true"))
         else:

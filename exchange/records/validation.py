@@ -102,6 +102,8 @@ def validate(record: Any, definition: Definition) -> tuple[str, dict[str, Any]]:
     record_id = record.get("id")
     if not isinstance(record_id, str) or not record_id.strip() or len(record_id) > MAX_ID_LENGTH:
         raise Invalid("id", f"each record needs a string id of 1–{MAX_ID_LENGTH} characters")
+    if not record_id.isprintable():
+        raise Invalid("id", "an id cannot contain control characters")
     specs = {spec.name: spec for spec in definition.fields}
     if unknown := sorted(set(record) - set(specs) - {"id"}):
         raise Invalid(unknown[0], "not a field of this product")
