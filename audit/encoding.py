@@ -1,8 +1,8 @@
 """Canonical entry bytes and the hashes over them. Pure; no I/O.
 
 Canonical form: JSON, keys sorted, UTF-8 (non-ASCII kept as is), no insignificant
-whitespace, no NaN or infinities. Leaf hash as RFC 6962: SHA-256(0x00 ‖ bytes), so
-the same leaves can later form a Merkle tree.
+whitespace, no NaN or infinities. Leaves are hashed as RFC 6962 leaves
+(`audit.merkle.leaf_hash`); the chain links each leaf to the one before.
 """
 
 import hashlib
@@ -10,6 +10,24 @@ import json
 from typing import Any
 
 GENESIS = bytes(32)
+
+# Query columns of a stored entry and the body keys they copy; verification
+# checks that they agree.
+COLUMN_KEYS = {
+    "actor": "actor",
+    "organization": "organization",
+    "action": "action",
+    "product": "product",
+    "purpose": "purpose",
+    "decision": "decision",
+    "reason": "reason",
+    "policy_version": "policy_version",
+    "view": "view",
+    "record_count": "record_count",
+    "grant_id": "grant",
+    "request_id": "request_id",
+    "client_address": "client",
+}
 
 
 def canonical_bytes(body: dict[str, Any]) -> bytes:
@@ -23,10 +41,6 @@ def canonical_bytes(body: dict[str, Any]) -> bytes:
     except TypeError as error:
         raise ValueError(f"an audit entry holds a value JSON cannot carry: {error}") from error
     return text.encode("utf-8")
-
-
-def leaf_hash(entry: bytes) -> bytes:
-    return hashlib.sha256(b"\x00" + entry).digest()
 
 
 def chain_hash(previous: bytes, leaf: bytes) -> bytes:

@@ -10,8 +10,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-from audit.encoding import GENESIS, chain_hash, leaf_hash
-from audit.log import COLUMN_KEYS
+from audit.encoding import COLUMN_KEYS, GENESIS, chain_hash
+from audit.merkle import leaf_hash
 
 
 class StoredEntry(Protocol):

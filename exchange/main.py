@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 from sqlalchemy import select, text
 
-from audit import AuditHead
+from audit.store import AuditHead
 from exchange.auditing.router import router as audit_router
 from exchange.catalog.router import router as catalog_router
 from exchange.db import make_engine

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from audit import AuditEntry
+from audit.store import AuditEntry
 from exchange.auditing.trail import record
 from exchange.auth import SystemAccess, system_access
 from exchange.db import SessionDep

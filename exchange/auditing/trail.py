@@ -6,7 +6,7 @@ from typing import Any
 from fastapi import Request
 from sqlalchemy.orm import Session
 
-import audit
+from audit import store
 from policies import Decision
 
 
@@ -62,10 +62,10 @@ def record(
     """Append the entry in the request's transaction (raises AuditWriteError)."""
     seqs = seqs or []
     origin = where if isinstance(where, Origin) else Origin.of(where)
-    audit.append(
+    store.append(
         session,
         [
-            audit.AuditEvent(
+            store.AuditEvent(
                 action=action,
                 decision="allow" if allowed else "deny",
                 reason=reason,

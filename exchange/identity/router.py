@@ -7,6 +7,7 @@ from urllib.parse import parse_qsl
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
+from sqlalchemy.orm import Session
 
 from exchange.auditing.trail import Actor, record
 from exchange.auth import SystemAccess, system_access
@@ -14,8 +15,10 @@ from exchange.db import SessionDep
 from exchange.errors import ExchangeError, Unauthorized, render
 from exchange.identity import service
 from exchange.identity.models import (
+    Organization,
     OrganizationCreate,
     OrganizationPublic,
+    Principal,
     PrincipalCreate,
     PrincipalCreated,
     PrincipalPublic,
@@ -122,20 +125,43 @@ class UnsupportedGrant(ExchangeError):
     status, code, title = 400, "unsupported_grant_type", "Unsupported grant type"
 
 
-def _credentials(request: Request, form: dict[str, str]) -> tuple[str, str]:
-    """From HTTP Basic (RFC 6749 §2.3.1) or the form body."""
+def _credentials(request: Request, form: dict[str, str]) -> tuple[str, str, bool]:
+    """Client id and secret from HTTP Basic (RFC 6749 §2.3.1) or the form body, and
+    whether Basic was used. Raises InvalidClient for malformed Basic credentials."""
     scheme, _, value = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "basic":
         try:
-            client_id, _, secret = base64.b64decode(value).decode().partition(":")
+            client_id, _, secret = base64.b64decode(value, validate=True).decode().partition(":")
         except (ValueError, UnicodeDecodeError):
-            raise InvalidClient("malformed Basic credentials", error="invalid_client") from None
-        return client_id, secret
-    return form.get("client_id", ""), form.get("client_secret", "")
+            raise _invalid_client("malformed Basic credentials", basic=True) from None
+        return client_id, secret, True
+    return form.get("client_id", ""), form.get("client_secret", ""), False
+
+
+def _invalid_client(detail: str, *, basic: bool) -> InvalidClient:
+    error = InvalidClient(detail, error="invalid_client")
+    if basic:  # RFC 6749 §5.2: challenge with the scheme the client used
+        error.headers["WWW-Authenticate"] = 'Basic realm="exchange"'
+    return error
 
 
 async def _token_form(request: Request) -> dict[str, str]:
     return dict(parse_qsl((await request.body()).decode("utf-8", "replace")))
+
+
+def _authenticate(
+    session: Session, request: Request, form: dict[str, str]
+) -> tuple[Principal, Organization]:
+    """The authenticated client. Raises UnsupportedGrant or InvalidClient."""
+    if form.get("grant_type") != "client_credentials":
+        raise UnsupportedGrant(
+            "only grant_type=client_credentials is supported", error="unsupported_grant_type"
+        )
+    client_id, secret, basic = _credentials(request, form)
+    found = service.authenticate(session, client_id, secret) if client_id and secret else None
+    if found is None:
+        raise _invalid_client("unknown client or wrong secret", basic=basic)
+    return found
 
 
 @router.post("/oauth/token", response_model=TokenResponse, tags=["tokens"])
@@ -143,28 +169,34 @@ def token(
     request: Request, session: SessionDep, form: Annotated[dict[str, str], Depends(_token_form)]
 ) -> Response:
     """OAuth 2.0 client credentials (form-encoded; the secret in the body or HTTP
-    Basic) → a short-lived EdDSA-signed JWT. Every attempt is audited."""
-    if form.get("grant_type") != "client_credentials":
-        raise UnsupportedGrant(
-            "only grant_type=client_credentials is supported", error="unsupported_grant_type"
+    Basic) → a short-lived EdDSA-signed JWT. Every attempt is audited, and a
+    refused one is returned rather than raised so that its audit entry commits."""
+    try:
+        principal, organization = _authenticate(session, request, form)
+    except (UnsupportedGrant, InvalidClient) as refused:
+        try:
+            claimed = _credentials(request, form)[0][:64]
+        except InvalidClient:
+            claimed = ""
+        record(
+            session,
+            request,
+            None,
+            action="token.issue",
+            allowed=False,
+            reason=refused.detail,
+            details={"client_id": claimed} if claimed else {},
         )
-    client_id, secret = _credentials(request, form)
-    found = service.authenticate(session, client_id, secret) if client_id and secret else None
-    actor = Actor(found[0].client_id, found[1].slug) if found else None
+        return render(request, refused)
     record(
         session,
         request,
-        actor,
+        Actor(principal.client_id, organization.slug),
         action="token.issue",
-        allowed=found is not None,
-        reason="client authenticated" if found else "unknown client or wrong secret",
-        details={} if found else {"client_id": client_id[:64]},
+        allowed=True,
+        reason="client authenticated",
     )
-    if not found:  # returned, not raised, so the audit entry of the failure commits
-        return render(
-            request, InvalidClient("unknown client or wrong secret", error="invalid_client")
-        )
-    access_token, expires_in = request.app.state.tokens.issue(found[0].client_id)
+    access_token, expires_in = request.app.state.tokens.issue(principal.client_id)
     body = TokenResponse(access_token=access_token, expires_in=expires_in)
     return JSONResponse(body.model_dump(), headers={"Cache-Control": "no-store"})
 

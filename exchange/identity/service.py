@@ -1,11 +1,14 @@
 """Creating and finding organisations and principals. Services only flush."""
 
+import re
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from exchange.errors import Conflict, NotFound
 from exchange.identity import secrets
 from exchange.identity.models import (
+    SLUG,
     Organization,
     OrganizationCreate,
     Principal,
@@ -26,6 +29,9 @@ def create_organization(session: Session, data: OrganizationCreate) -> Organizat
 
 
 def get_organization(session: Session, slug: str) -> Organization:
+    """Raises NotFound (also for text that cannot be a slug)."""
+    if not re.fullmatch(SLUG, slug):
+        raise NotFound(f"no organization {slug!r}")
     organization = session.scalar(select(Organization).where(Organization.slug == slug))
     if organization is None:
         raise NotFound(f"no organization {slug!r}")
@@ -82,6 +88,8 @@ def list_principals(
 
 
 def find_active(session: Session, client_id: str) -> tuple[Principal, Organization] | None:
+    if not client_id.isprintable():  # PostgreSQL refuses NUL in text; no id has one
+        return None
     row = session.execute(
         select(Principal, Organization)
         .join(Organization, Organization.id == Principal.organization_id)

@@ -14,7 +14,8 @@ from sqlalchemy import Connection, Engine, create_engine, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
-from audit import AuditEntry, AuditHead, verify_chain
+from audit import verify_chain
+from audit.store import AuditEntry, AuditHead
 from tests.conftest import BASE_URL, Exchange
 from tests.products import capture, captures_product
 

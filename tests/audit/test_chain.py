@@ -1,6 +1,6 @@
 """The audit log's encoding and chain verification, pure and in memory.
 
-Entries are built exactly as `audit.log.append` builds them (event body → canonical
+Entries are built exactly as `audit.store.append` builds them (event body → canonical
 bytes → leaf hash → chain hash, query columns copied from the body), then damaged
 in the ways an attacker or a bug could damage a stored log.
 """
@@ -14,9 +14,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from audit import AuditEvent, canonical_bytes, chain_hash, leaf_hash, verify_chain
-from audit.encoding import GENESIS
-from audit.log import COLUMN_KEYS
+from audit import canonical_bytes, chain_hash, leaf_hash, verify_chain
+from audit.encoding import COLUMN_KEYS, GENESIS
+from audit.store import AuditEvent
 
 START = datetime(2026, 11, 28, 8, 15, 2, 500000, tzinfo=UTC)
 
@@ -105,7 +105,7 @@ def test_chain_hash_refuses_hex_text_of_a_digest() -> None:
         chain_hash(GENESIS.hex().encode(), GENESIS)
 
 
-# --- building entries as audit.log.append does ---------------------------------------
+# --- building entries as audit.store.append does ---------------------------------------
 
 
 def _event(n: int) -> AuditEvent:

@@ -15,13 +15,11 @@ from sqlalchemy import BigInteger, Column, LargeBinary, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Field, Session, SQLModel, col
 
-from audit.encoding import GENESIS, canonical_bytes, chain_hash, leaf_hash
+from audit.encoding import COLUMN_KEYS, GENESIS, canonical_bytes, chain_hash
+from audit.errors import AuditWriteError
+from audit.merkle import leaf_hash
 
 HEAD_ID = 1
-
-
-class AuditWriteError(Exception):
-    """The entry could not be written; the action it records must not happen."""
 
 
 class AuditEntry(SQLModel, table=True):
@@ -101,24 +99,6 @@ class AuditEvent:
             "client": self.client_address,
             "details": self.details,
         }
-
-
-# Query columns are copies of these body keys; verification checks they agree.
-COLUMN_KEYS = {
-    "actor": "actor",
-    "organization": "organization",
-    "action": "action",
-    "product": "product",
-    "purpose": "purpose",
-    "decision": "decision",
-    "reason": "reason",
-    "policy_version": "policy_version",
-    "view": "view",
-    "record_count": "record_count",
-    "grant_id": "grant",
-    "request_id": "request_id",
-    "client_address": "client",
-}
 
 
 def append(session: Session, events: Sequence[AuditEvent]) -> list[int]:
