@@ -1,4 +1,5 @@
-"""Appending entries to the log, in the caller's transaction.
+"""The log in the database: appending entries (with their Merkle nodes) in the
+caller's transaction, reading proofs, keeping checkpoints.
 
 The caller's transaction holds the log's single writer: on PostgreSQL the head row
 is locked (`SELECT … FOR UPDATE`) until commit, on SQLite the exchange opens every
@@ -11,13 +12,23 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, LargeBinary, insert, select, update
+from sqlalchemy import JSON, BigInteger, Column, LargeBinary, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Field, Session, SQLModel, col
 
+from audit.checkpoint import CheckpointError, Verifier, open_note
 from audit.encoding import COLUMN_KEYS, GENESIS, canonical_bytes, chain_hash
 from audit.errors import AuditWriteError
-from audit.merkle import leaf_hash
+from audit.merkle import (
+    Frontier,
+    NodeReader,
+    ProofError,
+    consistency_proof,
+    inclusion_proof,
+    leaf_hash,
+    root,
+)
+from audit.verify import ChainBreak, ChainWalker
 
 HEAD_ID = 1
 
@@ -54,6 +65,34 @@ class AuditHead(SQLModel, table=True):
     id: int = Field(default=HEAD_ID, primary_key=True)
     size: int = Field(default=0, sa_type=BigInteger)
     chain_hash: str = Field(default=GENESIS.hex(), max_length=64)
+    frontier: dict[str, str] = Field(
+        default_factory=dict,
+        sa_column=Column(JSON, nullable=False),
+        description="level → hex hash of the log's complete subtree at that level",
+    )
+
+
+class AuditNode(SQLModel, table=True):
+    """The hash of each complete aligned subtree of level ≥ 1 (level 0 is the
+    entry's leaf hash): node (level, i) covers leaves [i·2^level, (i+1)·2^level)."""
+
+    __tablename__ = "audit_node"
+
+    level: int = Field(primary_key=True)
+    index: int = Field(sa_column=Column("index", BigInteger, primary_key=True, autoincrement=False))
+    hash: str = Field(max_length=64)
+
+
+class AuditCheckpoint(SQLModel, table=True):
+    """Every checkpoint signed, kept; each commits to the tree at its size."""
+
+    __tablename__ = "audit_checkpoint"
+
+    id: int | None = Field(default=None, primary_key=True)
+    size: int = Field(sa_type=BigInteger, index=True)
+    root_hash: str = Field(max_length=64)
+    note: str
+    created_at: datetime
 
 
 @dataclass(frozen=True)
@@ -111,21 +150,26 @@ def append(session: Session, events: Sequence[AuditEvent]) -> list[int]:
         raise AuditWriteError("nothing to append")
     try:
         head = session.execute(
-            select(col(AuditHead.size), col(AuditHead.chain_hash))
+            select(col(AuditHead.size), col(AuditHead.chain_hash), col(AuditHead.frontier))
             .where(col(AuditHead.id) == HEAD_ID)
             .with_for_update()
         ).one_or_none()
         if head is None:
             raise AuditWriteError("the audit head row is missing; run the migrations")
         size, previous = head.size, bytes.fromhex(head.chain_hash)
+        frontier = _frontier(size, head.frontier)
         now = datetime.now(UTC)
-        rows = []
+        rows, nodes = [], []
         for offset, event in enumerate(events):
             index = size + offset
             body = event.body(index, now)
             encoded = canonical_bytes(body)
             leaf = leaf_hash(encoded)
             previous = chain_hash(previous, leaf)
+            nodes += [
+                {"level": level, "index": i, "hash": node.hex()}
+                for level, i, node in frontier.append(leaf)
+            ]
             columns = {column: body[key] for column, key in COLUMN_KEYS.items()}
             rows.append(
                 {
@@ -138,11 +182,205 @@ def append(session: Session, events: Sequence[AuditEvent]) -> list[int]:
                 }
             )
         session.execute(insert(AuditEntry), rows)
+        if nodes:
+            session.execute(insert(AuditNode), nodes)
         session.execute(
             update(AuditHead)
             .where(col(AuditHead.id) == HEAD_ID)
-            .values(size=size + len(rows), chain_hash=previous.hex())
+            .values(
+                size=size + len(rows),
+                chain_hash=previous.hex(),
+                frontier={str(level): h.hex() for level, h in frontier.levels.items()},
+            )
         )
     except (SQLAlchemyError, ValueError) as error:
         raise AuditWriteError(str(error)) from error
     return [row["index"] for row in rows]
+
+
+def _frontier(size: int, stored: dict[str, str]) -> Frontier:
+    levels = {int(level): bytes.fromhex(value) for level, value in stored.items()}
+    if sorted(levels) != [bit for bit in range(size.bit_length()) if size >> bit & 1]:
+        raise AuditWriteError("the audit head's frontier does not match its size")
+    return Frontier(size, levels)
+
+
+@dataclass(frozen=True)
+class Head:
+    size: int
+    root: bytes
+
+
+def head(session: Session) -> Head:
+    """The log's size and Merkle root now (no node reads: the root comes from the frontier)."""
+    row = session.execute(
+        select(col(AuditHead.size), col(AuditHead.frontier)).where(col(AuditHead.id) == HEAD_ID)
+    ).one()
+    return Head(row.size, _frontier(row.size, row.frontier).root())
+
+
+def node_reader(session: Session) -> NodeReader:
+    """Reads stored subtree hashes; each call is one indexed lookup. Raises ProofError
+    if a node the tree should have is missing."""
+
+    def read(level: int, index: int) -> bytes:
+        if level == 0:
+            found = session.scalar(
+                select(col(AuditEntry.leaf_hash)).where(col(AuditEntry.index) == index)
+            )
+        else:
+            found = session.scalar(
+                select(col(AuditNode.hash)).where(
+                    col(AuditNode.level) == level, col(AuditNode.index) == index
+                )
+            )
+        if found is None:
+            raise ProofError(f"node ({level}, {index}) is missing from the store")
+        return bytes.fromhex(found)
+
+    return read
+
+
+def _checked_size(session: Session, size: int) -> None:
+    current = head(session).size
+    if not 0 < size <= current:
+        raise ProofError(f"the log has {current} entries; no tree of size {size}")
+
+
+def inclusion(session: Session, index: int, size: int) -> tuple[bytes, bytes, list[bytes]]:
+    """(leaf hash, root at `size`, proof). Raises ProofError for a bad index or size."""
+    _checked_size(session, size)
+    read = node_reader(session)
+    proof = inclusion_proof(index, size, read)
+    return read(0, index), root(size, read), proof
+
+
+def consistency(session: Session, old: int, new: int) -> tuple[bytes, bytes, list[bytes]]:
+    """(root at `old`, root at `new`, proof). Raises ProofError for bad sizes."""
+    _checked_size(session, new)
+    read = node_reader(session)
+    return root(old, read), root(new, read), consistency_proof(old, new, read)
+
+
+def keep_checkpoint(session: Session, size: int, root_hash: bytes, note: str) -> AuditCheckpoint:
+    checkpoint = AuditCheckpoint(
+        size=size, root_hash=root_hash.hex(), note=note, created_at=datetime.now(UTC)
+    )
+    session.add(checkpoint)
+    session.flush()
+    return checkpoint
+
+
+def latest_checkpoint(session: Session) -> AuditCheckpoint | None:
+    return session.scalar(select(AuditCheckpoint).order_by(col(AuditCheckpoint.id).desc()).limit(1))
+
+
+def preloaded_reader(session: Session, first: int, last: int, size: int) -> NodeReader:
+    """A reader for many proofs of leaves in [first, last] of the tree of `size`:
+    it loads, per level, the stored nodes around that range in one query (about
+    log n queries in all) and falls back to single reads for the rest."""
+    cache: dict[tuple[int, int], bytes] = {}
+    for level in range(size.bit_length()):
+        width = 1 << level
+        low, high = max(first - width, 0) // width, (last + width) // width
+        if level == 0:
+            rows = session.execute(
+                select(col(AuditEntry.index), col(AuditEntry.leaf_hash)).where(
+                    col(AuditEntry.index).between(low, high)
+                )
+            )
+        else:
+            rows = session.execute(
+                select(col(AuditNode.index), col(AuditNode.hash)).where(
+                    col(AuditNode.level) == level, col(AuditNode.index).between(low, high)
+                )
+            )
+        cache.update(((level, index), bytes.fromhex(value)) for index, value in rows)
+    fallback = node_reader(session)
+
+    def read(level: int, index: int) -> bytes:
+        found = cache.get((level, index))
+        return found if found is not None else fallback(level, index)
+
+    return read
+
+
+def verify_stored(session: Session, verifier: Verifier) -> ChainBreak | None:
+    """Check the whole stored log: each entry against its hashes and the chain,
+    every stored Merkle node against the tree rebuilt from the entries, and every
+    checkpoint's signature and root against that tree. None if all is intact;
+    otherwise the first entry that is wrong and how (for a re-hashed rewrite that
+    only a signed root exposes: the first entry of the range it must lie in)."""
+    checkpoints = list(session.scalars(select(AuditCheckpoint).order_by(col(AuditCheckpoint.size))))
+    walker, frontier = ChainWalker(), Frontier()
+    completed: list[tuple[int, int, bytes]] = []
+    verified_up_to = 0
+    entries = session.scalars(select(AuditEntry).order_by(col(AuditEntry.index))).yield_per(2000)
+    for entry in entries:
+        leaf, broken = walker.check(entry)
+        if broken:
+            return broken
+        completed += frontier.append(leaf)
+        if len(completed) >= 2000:
+            if broken := _check_nodes(session, completed):
+                return broken
+            completed = []
+        while checkpoints and checkpoints[0].size == frontier.size:
+            if problem := _checkpoint_problem(checkpoints.pop(0), frontier.root(), verifier):
+                return ChainBreak(
+                    verified_up_to,
+                    f"{problem}; an entry in [{verified_up_to}, {frontier.size}) differs",
+                )
+            verified_up_to = frontier.size
+    if broken := _check_nodes(session, completed):
+        return broken
+    if checkpoints:
+        return ChainBreak(
+            frontier.size,
+            f"a checkpoint covers {checkpoints[-1].size} entries; the log has {frontier.size}",
+        )
+    size = head(session).size
+    if size != frontier.size:
+        return ChainBreak(
+            min(size, frontier.size), f"log has {frontier.size} entries, head says {size}"
+        )
+    return None
+
+
+def _check_nodes(session: Session, completed: list[tuple[int, int, bytes]]) -> ChainBreak | None:
+    wanted = {(level, index): value for level, index, value in completed}
+    by_level: dict[int, list[int]] = {}
+    for level, index in wanted:
+        by_level.setdefault(level, []).append(index)
+    stored: dict[tuple[int, int], str] = {}
+    for level, indexes in by_level.items():
+        rows = session.execute(
+            select(col(AuditNode.index), col(AuditNode.hash)).where(
+                col(AuditNode.level) == level, col(AuditNode.index).in_(indexes)
+            )
+        )
+        stored.update(((level, index), value) for index, value in rows)
+    for (level, index), value in sorted(wanted.items(), key=lambda item: item[0][1] << item[0][0]):
+        if stored.get((level, index)) != value.hex():
+            first = index << level
+            return ChainBreak(
+                first, f"stored Merkle node ({level}, {index}) over entries from {first} differs"
+            )
+    return None
+
+
+def _checkpoint_problem(
+    checkpoint: AuditCheckpoint, root_hash: bytes, verifier: Verifier
+) -> str | None:
+    try:
+        signed = open_note(checkpoint.note, verifier)
+    except CheckpointError as error:
+        return f"checkpoint {checkpoint.id}: {error}"
+    if signed.size != checkpoint.size or signed.root.hex() != checkpoint.root_hash:
+        return f"checkpoint {checkpoint.id}'s columns differ from its signed note"
+    if signed.root != root_hash:
+        return (
+            f"the tree of {checkpoint.size} entries does not have the root "
+            f"checkpoint {checkpoint.id} signed"
+        )
+    return None

@@ -27,33 +27,51 @@ class ChainBreak:
     problem: str
 
 
-def verify_chain(
-    entries: Iterable[StoredEntry], expected_size: int | None = None
-) -> ChainBreak | None:
-    """None if the entries, in the order given, form an intact log from index 0."""
-    previous = GENESIS
-    count = 0
-    for position, entry in enumerate(entries):
-        count += 1
-        if entry.index != position:
-            return ChainBreak(position, f"expected entry {position}, found entry {entry.index}")
+class ChainWalker:
+    """Checks entries one at a time, in index order, from index 0."""
+
+    def __init__(self) -> None:
+        self.position = 0
+        self.previous = GENESIS
+
+    def check(self, entry: StoredEntry) -> tuple[bytes, ChainBreak | None]:
+        """The entry's leaf hash, and what is wrong with the entry if anything."""
+        position = self.position
         leaf = leaf_hash(bytes(entry.body))
+        if entry.index != position:
+            return leaf, ChainBreak(
+                position, f"expected entry {position}, found entry {entry.index}"
+            )
         if leaf.hex() != entry.leaf_hash:
-            return ChainBreak(position, "body does not match its leaf hash (altered)")
-        previous = chain_hash(previous, leaf)
-        if previous.hex() != entry.chain_hash:
-            return ChainBreak(position, "chain hash does not link to the previous entry")
+            return leaf, ChainBreak(position, "body does not match its leaf hash (altered)")
+        self.previous = chain_hash(self.previous, leaf)
+        if self.previous.hex() != entry.chain_hash:
+            return leaf, ChainBreak(position, "chain hash does not link to the previous entry")
         try:
             body = json.loads(bytes(entry.body))
         except ValueError:
             body = None
         if not isinstance(body, dict):
-            return ChainBreak(position, "body is not a JSON object")
+            return leaf, ChainBreak(position, "body is not a JSON object")
         if body.get("index") != position:
-            return ChainBreak(position, f"body says index {body.get('index')}")
+            return leaf, ChainBreak(position, f"body says index {body.get('index')}")
         for column, key in COLUMN_KEYS.items():
             if getattr(entry, column, body.get(key)) != body.get(key):
-                return ChainBreak(position, f"column {column} differs from the hashed body")
+                return leaf, ChainBreak(position, f"column {column} differs from the hashed body")
+        self.position += 1
+        return leaf, None
+
+
+def verify_chain(
+    entries: Iterable[StoredEntry], expected_size: int | None = None
+) -> ChainBreak | None:
+    """None if the entries, in the order given, form an intact log from index 0."""
+    walker = ChainWalker()
+    for entry in entries:
+        _, broken = walker.check(entry)
+        if broken:
+            return broken
+    count = walker.position
     if expected_size is not None and count != expected_size:
         first_unaccounted = min(count, expected_size)
         return ChainBreak(first_unaccounted, f"log has {count} entries, head says {expected_size}")

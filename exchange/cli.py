@@ -1,12 +1,17 @@
 """The `exchange` command: run the server, migrate, administer, and set up the demo."""
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
 import uvicorn
 from sqlmodel import Session
 
+from audit import CheckpointError, Verifier
+from audit import store as log
+from audit.export import ExportProblem, verify_export
+from exchange.auditing.checkpoints import Signer
 from exchange.auditing.trail import Origin, record
 from exchange.db import make_engine
 from exchange.identity import service as identity
@@ -25,6 +30,8 @@ principal_app = typer.Typer(
 app.add_typer(db_app, name="db")
 app.add_typer(org_app, name="org")
 app.add_typer(principal_app, name="principal")
+audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
 
 CLI = Origin(request_id=None, client_address="cli")
 
@@ -129,5 +136,59 @@ def demo() -> None:
     upgrade(settings.resolved_database_url)
     with _session(settings) as session:
         outcome = seed(session, settings.data_dir, PolicyEngine.default())
+        outcome["checkpoint_size"] = Signer.from_settings(settings).checkpoint(session).size
         session.commit()
     typer.echo(json.dumps(outcome, indent=2))
+
+
+def _verifier(public_key: str | None, settings: Settings) -> Verifier:
+    """The key text, a file holding it, or (for the database) this exchange's own key."""
+    if public_key is None:
+        return Verifier.parse(Signer.from_settings(settings).verifier_key)
+    text = Path(public_key).read_text() if Path(public_key).is_file() else public_key
+    return Verifier.parse(text)
+
+
+@audit_app.command("verify")
+def audit_verify(
+    export: Annotated[
+        Path | None, typer.Argument(help="An NDJSON export to verify offline")
+    ] = None,
+    public_key: Annotated[
+        str | None, typer.Option(help="Verifier key text or file (GET /v1/audit/public-key)")
+    ] = None,
+    database: Annotated[
+        str | None, typer.Option(help="Verify the whole stored log in this database")
+    ] = None,
+) -> None:
+    """Verify an export against its signed checkpoint, or a whole stored log
+    against its hashes, Merkle nodes and checkpoints. Names the first bad entry;
+    exits 1 if anything was altered, removed, reordered or inserted."""
+    settings = Settings()
+    if (export is None) == (database is None):
+        raise typer.BadParameter("give an EXPORT file or --database URL (one of them)")
+    try:
+        verifier = _verifier(public_key, settings)
+    except (CheckpointError, OSError) as error:
+        raise typer.BadParameter(f"public key: {error}") from None
+    if export is not None:
+        if public_key is None:
+            raise typer.BadParameter("an export is verified with --public-key")
+        with export.open(encoding="utf-8") as lines:
+            outcome = verify_export(lines, verifier)
+        if isinstance(outcome, ExportProblem):
+            typer.echo(f"FAILED at {outcome}", err=True)
+            raise typer.Exit(1)
+        size = outcome.checkpoint.size
+        typer.echo(f"OK: {outcome.entries} entries verified against the checkpoint of size {size}")
+        return
+    assert database is not None
+    engine = make_engine(database)
+    with Session(engine) as session:
+        broken = log.verify_stored(session, verifier)
+        size = log.head(session).size
+    engine.dispose()
+    if broken:
+        typer.echo(f"FAILED at entry {broken.index}: {broken.problem}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"OK: {size} entries, their Merkle tree and every checkpoint verified")

@@ -9,14 +9,16 @@ from fastapi import FastAPI, Request, Response
 from sqlalchemy import select, text
 
 from audit.store import AuditHead
+from exchange.auditing.checkpoints import PeriodicSigner, Signer
 from exchange.auditing.router import router as audit_router
 from exchange.catalog.router import router as catalog_router
 from exchange.db import make_engine
 from exchange.errors import ServiceUnavailable, install_handlers
 from exchange.identity.router import router as identity_router
+from exchange.keys import load_or_create_key
 from exchange.records.router import router as records_router
 from exchange.settings import Settings
-from exchange.tokens import TokenService, load_or_create_key
+from exchange.tokens import TokenService
 from policies import PolicyEngine
 
 log = logging.getLogger(__name__)
@@ -41,9 +43,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.resolved_database_url)
 
+    signer = Signer.from_settings(settings)
+    periodic = (
+        PeriodicSigner(signer, engine, settings.checkpoint_interval_seconds)
+        if settings.checkpoint_interval_seconds > 0
+        else None
+    )
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if periodic:
+            periodic.start()
         yield
+        if periodic:
+            periodic.stop()
         engine.dispose()
 
     app = FastAPI(
@@ -57,6 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.tokens = _token_service(settings)
     app.state.policy = PolicyEngine.default()
+    app.state.signer = signer
 
     @app.middleware("http")
     async def request_id(

@@ -34,6 +34,21 @@ class Settings(BaseSettings):
         default=None, description="Encrypts the token key at rest when set."
     )
 
+    audit_origin: str = Field(
+        default="exchange.local/audit",
+        pattern=r"^[A-Za-z0-9.\-/:]+$",
+        description="The log's name in its signed checkpoints (and its verifier key).",
+    )
+    checkpoint_key_path: Path | None = Field(
+        default=None,
+        description="Ed25519 checkpoint key; default: data_dir/keys/audit-checkpoint.pem.",
+    )
+    checkpoint_interval_seconds: float = Field(
+        default=60,
+        ge=0,
+        description="Sign a checkpoint this often if the log grew; 0: only on demand.",
+    )
+
     max_batch_records: int = Field(default=50_000, ge=1)
     max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     page_limit_max: int = Field(default=1000, ge=1)
@@ -50,6 +65,10 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'exchange.db').resolve()}"
+
+    @cached_property
+    def resolved_checkpoint_key_path(self) -> Path:
+        return self.checkpoint_key_path or self.data_dir / "keys" / "audit-checkpoint.pem"
 
     @cached_property
     def resolved_signing_key_path(self) -> Path:

@@ -23,7 +23,10 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     _tables()
     _audit_append_only()
-    op.execute("INSERT INTO audit_head (id, size, chain_hash) VALUES (1, 0, '" + "0" * 64 + "')")
+    op.execute(
+        "INSERT INTO audit_head (id, size, chain_hash, frontier) "
+        "VALUES (1, 0, '" + "0" * 64 + "', '{}')"
+    )
 
 
 def _tables() -> None:
@@ -67,8 +70,27 @@ def _tables() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("size", sa.BigInteger(), nullable=False),
         sa.Column("chain_hash", sa.String(length=64), nullable=False),
+        sa.Column("frontier", sa.JSON(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
+    op.create_table(
+        "audit_node",
+        sa.Column("level", sa.Integer(), nullable=False),
+        sa.Column("index", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("hash", sa.String(length=64), nullable=False),
+        sa.PrimaryKeyConstraint("level", "index"),
+    )
+    op.create_table(
+        "audit_checkpoint",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("size", sa.BigInteger(), nullable=False),
+        sa.Column("root_hash", sa.String(length=64), nullable=False),
+        sa.Column("note", sa.String(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("audit_checkpoint", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_audit_checkpoint_size"), ["size"], unique=False)
     op.create_table(
         "organization",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -170,46 +192,60 @@ def _tables() -> None:
         )
 
 
-_SQLITE_GUARDS = [
-    """CREATE TRIGGER audit_entry_no_update BEFORE UPDATE ON audit_entry
-    BEGIN SELECT RAISE(ABORT, 'audit_entry is append-only'); END""",
-    """CREATE TRIGGER audit_entry_no_delete BEFORE DELETE ON audit_entry
-    BEGIN SELECT RAISE(ABORT, 'audit_entry is append-only'); END""",
-    # INSERT OR REPLACE deletes the old row without firing delete triggers.
-    """CREATE TRIGGER audit_entry_no_replace BEFORE INSERT ON audit_entry
-    WHEN EXISTS (SELECT 1 FROM audit_entry WHERE "index" = NEW."index")
-    BEGIN SELECT RAISE(ABORT, 'audit_entry is append-only'); END""",
-]
+# The log's tables: entries, the Merkle nodes over them, and signed checkpoints.
+APPEND_ONLY = {"audit_entry": '"index"', "audit_node": '"level", "index"', "audit_checkpoint": "id"}
 
-_POSTGRES_GUARDS = [
-    """CREATE FUNCTION audit_entry_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+
+def _sqlite_guards(table: str, key: str) -> list[str]:
+    refuse = f"BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"
+    match = " AND ".join(f"{k} = NEW.{k}" for k in key.split(", "))
+    return [
+        f"CREATE TRIGGER {table}_no_update BEFORE UPDATE ON {table} {refuse}",
+        f"CREATE TRIGGER {table}_no_delete BEFORE DELETE ON {table} {refuse}",
+        # INSERT OR REPLACE deletes the old row without firing delete triggers.
+        f"CREATE TRIGGER {table}_no_replace BEFORE INSERT ON {table} "
+        f"WHEN EXISTS (SELECT 1 FROM {table} WHERE {match}) {refuse}",
+    ]
+
+
+_POSTGRES_REFUSE = """CREATE FUNCTION audit_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
-        RAISE EXCEPTION 'audit_entry is append-only (% refused)', TG_OP
+        RAISE EXCEPTION '% is append-only (% refused)', TG_TABLE_NAME, TG_OP
             USING ERRCODE = 'insufficient_privilege';
-    END $$""",
-    """CREATE TRIGGER audit_entry_no_change BEFORE UPDATE OR DELETE ON audit_entry
-    FOR EACH ROW EXECUTE FUNCTION audit_entry_refuse()""",
-    """CREATE TRIGGER audit_entry_no_truncate BEFORE TRUNCATE ON audit_entry
-    FOR EACH STATEMENT EXECUTE FUNCTION audit_entry_refuse()""",
-    "ALTER TABLE audit_entry ENABLE ALWAYS TRIGGER audit_entry_no_change",
-    "ALTER TABLE audit_entry ENABLE ALWAYS TRIGGER audit_entry_no_truncate",
-]
+    END $$"""
+
+
+def _postgres_guards(table: str) -> list[str]:
+    return [
+        f"CREATE TRIGGER {table}_no_change BEFORE UPDATE OR DELETE ON {table} "
+        "FOR EACH ROW EXECUTE FUNCTION audit_refuse()",
+        f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+        "FOR EACH STATEMENT EXECUTE FUNCTION audit_refuse()",
+        f"ALTER TABLE {table} ENABLE ALWAYS TRIGGER {table}_no_change",
+        f"ALTER TABLE {table} ENABLE ALWAYS TRIGGER {table}_no_truncate",
+    ]
 
 
 def _audit_append_only() -> None:
     dialect = op.get_bind().dialect.name
-    guards = {"sqlite": _SQLITE_GUARDS, "postgresql": _POSTGRES_GUARDS}.get(dialect)
-    if guards is None:
+    if dialect == "sqlite":
+        statements = [s for table, key in APPEND_ONLY.items() for s in _sqlite_guards(table, key)]
+    elif dialect == "postgresql":
+        statements = [_POSTGRES_REFUSE, *(s for t in APPEND_ONLY for s in _postgres_guards(t))]
+    else:
         raise RuntimeError(f"no append-only guard for {dialect}; refusing to migrate")
-    for statement in guards:
+    for statement in statements:
         op.execute(statement)
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
-        op.execute("DROP TRIGGER audit_entry_no_change ON audit_entry")
-        op.execute("DROP TRIGGER audit_entry_no_truncate ON audit_entry")
-        op.execute("DROP FUNCTION audit_entry_refuse()")
+        for table in APPEND_ONLY:
+            op.execute(f"DROP TRIGGER {table}_no_change ON {table}")
+            op.execute(f"DROP TRIGGER {table}_no_truncate ON {table}")
+        op.execute("DROP FUNCTION audit_refuse()")
+    op.drop_table("audit_checkpoint")
+    op.drop_table("audit_node")
 
     with op.batch_alter_table("record", schema=None) as batch_op:
         batch_op.drop_index("ix_record_product_id_event_time")

@@ -1,0 +1,30 @@
+"""Ed25519 keys kept under the data directory (tokens, audit checkpoints)."""
+
+import os
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+
+def load_or_create_key(path: Path, passphrase: bytes | None) -> Ed25519PrivateKey:
+    """The signing key at `path`, created (mode 0600) on first use."""
+    if path.exists():
+        key = serialization.load_pem_private_key(path.read_bytes(), password=passphrase)
+        if not isinstance(key, Ed25519PrivateKey):
+            raise ValueError(f"{path} does not hold an Ed25519 key")
+        return key
+    key = Ed25519PrivateKey.generate()
+    encryption = (
+        serialization.BestAvailableEncryption(passphrase)
+        if passphrase
+        else serialization.NoEncryption()
+    )
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as file:
+        file.write(pem)
+    return key
