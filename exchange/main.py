@@ -11,6 +11,7 @@ from sqlalchemy import select, text
 from audit.store import AuditHead
 from exchange.auditing.checkpoints import PeriodicSigner, Signer
 from exchange.auditing.router import router as audit_router
+from exchange.auditing.usage import router as usage_router
 from exchange.catalog.router import router as catalog_router
 from exchange.db import make_engine
 from exchange.errors import ServiceUnavailable, install_handlers
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(catalog_router)
     app.include_router(records_router)
     app.include_router(audit_router)
+    app.include_router(usage_router)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:

@@ -58,11 +58,11 @@ def record(
     seqs: list[int] | None = None,
     record_count: int | None = None,
     details: dict[str, Any] | None = None,
-) -> None:
-    """Append the entry in the request's transaction (raises AuditWriteError)."""
+) -> int:
+    """Append the entry in the request's transaction; its index. Raises AuditWriteError."""
     seqs = seqs or []
     origin = where if isinstance(where, Origin) else Origin.of(where)
-    store.append(
+    (index,) = store.append(
         session,
         [
             store.AuditEvent(
@@ -83,3 +83,4 @@ def record(
             )
         ],
     )
+    return index
