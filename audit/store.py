@@ -83,6 +83,19 @@ class AuditNode(SQLModel, table=True):
     hash: str = Field(max_length=64)
 
 
+class AuditSubject(SQLModel, table=True):
+    """Which entries returned records about a subject. `subject` is a keyed hash
+    (HMAC-SHA256) of product and subject value, so the log holds no plate in the
+    clear and nobody without the exchange's key can test a guess against it."""
+
+    __tablename__ = "audit_subject"
+
+    subject: str = Field(primary_key=True, max_length=64)
+    entry_index: int = Field(
+        sa_column=Column("entry_index", BigInteger, primary_key=True, autoincrement=False)
+    )
+
+
 class AuditCheckpoint(SQLModel, table=True):
     """Every checkpoint signed, kept; each commits to the tree at its size."""
 
@@ -196,6 +209,28 @@ def append(session: Session, events: Sequence[AuditEvent]) -> list[int]:
     except (SQLAlchemyError, ValueError) as error:
         raise AuditWriteError(str(error)) from error
     return [row["index"] for row in rows]
+
+
+def index_subjects(session: Session, entry_index: int, subjects: Sequence[str]) -> None:
+    """Record that entry `entry_index` returned records about these subjects (keyed hashes)."""
+    rows = [{"subject": subject, "entry_index": entry_index} for subject in sorted(set(subjects))]
+    if rows:
+        try:
+            session.execute(insert(AuditSubject), rows)
+        except SQLAlchemyError as error:
+            raise AuditWriteError(str(error)) from error
+
+
+def entries_about(session: Session, subject: str, limit: int) -> list[AuditEntry]:
+    indexes = select(col(AuditSubject.entry_index)).where(col(AuditSubject.subject) == subject)
+    return list(
+        session.scalars(
+            select(AuditEntry)
+            .where(col(AuditEntry.index).in_(indexes))
+            .order_by(col(AuditEntry.index))
+            .limit(limit)
+        )
+    )
 
 
 def _frontier(size: int, stored: dict[str, str]) -> Frontier:

@@ -11,12 +11,13 @@ from sqlalchemy import select, text
 from audit.store import AuditHead
 from exchange.auditing.checkpoints import PeriodicSigner, Signer
 from exchange.auditing.router import router as audit_router
+from exchange.auditing.subjects import SubjectIndex
 from exchange.auditing.usage import router as usage_router
 from exchange.catalog.router import router as catalog_router
 from exchange.db import make_engine
 from exchange.errors import ServiceUnavailable, install_handlers
 from exchange.identity.router import router as identity_router
-from exchange.keys import load_or_create_key
+from exchange.keys import load_or_create_key, load_or_create_secret
 from exchange.records.router import router as records_router
 from exchange.settings import Settings
 from exchange.tokens import TokenService
@@ -72,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.tokens = _token_service(settings)
     app.state.policy = PolicyEngine.default()
     app.state.signer = signer
+    app.state.subjects = SubjectIndex(load_or_create_secret(settings.resolved_subject_key_path))
 
     @app.middleware("http")
     async def request_id(

@@ -67,6 +67,10 @@ class Settings(BaseSettings):
         return f"sqlite:///{(self.data_dir / 'exchange.db').resolve()}"
 
     @cached_property
+    def resolved_subject_key_path(self) -> Path:
+        return self.data_dir / "keys" / "subject-index.key"
+
+    @cached_property
     def resolved_checkpoint_key_path(self) -> Path:
         return self.checkpoint_key_path or self.data_dir / "keys" / "audit-checkpoint.pem"
 

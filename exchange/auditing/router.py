@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import PlainTextResponse, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import Select, select
 
 from audit import ProofError
@@ -264,4 +264,42 @@ def consistency(
         old_root=old_root.hex(),
         new_root=new_root.hex(),
         proof=[p.hex() for p in proof],
+    )
+
+
+class SubjectQuery(BaseModel):
+    product: str
+    subject: str = Field(min_length=1, max_length=200, description="e.g. a plate, 粤A·12345")
+    limit: int = Field(default=100, ge=1, le=1000)
+
+
+@router.post("/subjects", response_model=EntryList)
+def subject_accesses(
+    request: Request, session: SessionDep, access: ReadAudit, query: SubjectQuery
+) -> EntryList:
+    """Every read that returned records about one subject of a product that declares
+    a `subject_field` — an access report for a data subject. Sent in the body so the
+    value never appears in a URL; the log keeps only its keyed hash."""
+    subject = request.app.state.subjects.key(query.product, query.subject)
+    rows = log.entries_about(session, subject, query.limit)
+    _audited(
+        request,
+        session,
+        access,
+        "audit.subject",
+        count=len(rows),
+        product=query.product,
+        subject=subject,
+    )
+    return EntryList(
+        entries=[
+            EntryPublic(
+                index=r.index,
+                entry=json.loads(r.body),
+                leaf_hash=r.leaf_hash,
+                chain_hash=r.chain_hash,
+            )
+            for r in rows
+        ],
+        next_cursor=None,
     )

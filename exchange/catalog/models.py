@@ -80,6 +80,11 @@ class Definition(SQLModel):
     purposes: list[str] = Field(min_length=1, max_length=20)
     retention_days: int = Field(ge=1, le=36_500)
     fields: list[FieldSpec] = Field(min_length=1, max_length=200)
+    subject_field: str | None = Field(
+        default=None,
+        description="A string field naming the person or vehicle a record is about (a plate); "
+        "auditors can then list every read that returned records about one subject.",
+    )
     time_field: str | None = Field(
         default=None, description="The timestamp field time-range reads use; default: the first."
     )
@@ -100,6 +105,10 @@ class Definition(SQLModel):
             self.time_field = timestamps[0]
         elif self.time_field is not None and self.time_field not in timestamps:
             raise ValueError(f"time_field {self.time_field!r} is not a timestamp field")
+        if self.subject_field is not None and not any(
+            f.name == self.subject_field and f.type == FieldType.string for f in self.fields
+        ):
+            raise ValueError(f"subject_field {self.subject_field!r} is not a string field")
         self.tags = sorted(set(self.tags))
         self.purposes = sorted(set(self.purposes))
         return self
@@ -124,6 +133,7 @@ class ProductUpdate(SQLModel):
     retention_days: int | None = None
     fields: list[FieldSpec] | None = None
     time_field: str | None = None
+    subject_field: str | None = None
 
 
 class Product(SQLModel, table=True):

@@ -18,6 +18,7 @@ VIOLATION_CAPTURES = ProductCreate.model_validate(
             "research",
         ],
         "retention_days": 180,
+        "subject_field": "plate",
         "fields": [
             {"name": "captured_at", "type": "timestamp"},
             {"name": "location", "type": "geo_point", "sensitivity": "location"},

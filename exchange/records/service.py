@@ -13,6 +13,7 @@ from fastapi import Request
 from sqlalchemy import BigInteger, cast, insert, select, update
 from sqlalchemy.orm import Session
 
+from audit import store as log
 from exchange.auditing.trail import Origin
 from exchange.auditing.trail import record as audit_record
 from exchange.catalog.access import ProductAccess
@@ -268,11 +269,11 @@ def read_page(
         next_after=rows[-1].seq if more and rows else None,
     )
     details = {
-        "filters": filters,
+        "filters": _logged_filters(request, access, filters),
         "from": since and to_rfc3339(since),
         "until": until and to_rfc3339(until),
     }
-    _audit_read(session, request, access, [row.seq for row in rows], details)
+    _audit_read(session, request, access, rows, details)
     return page
 
 
@@ -287,18 +288,35 @@ def read_one(
     )
     treatment_of = views.treatments(access.decision.view, access.described.definition.fields)
     records = [_shown(row, treatment_of)] if row else []
-    _audit_read(session, request, access, [row.seq] if row else [], {"id": record_id})
+    _audit_read(session, request, access, [row] if row else [], {"id": record_id})
     return Page(access.decision.view, treatment_of, records, None), row is not None
+
+
+def _logged_filters(request: Request, access: ProductAccess, filters: list[str]) -> list[str]:
+    """Filters as the audit log keeps them: a value of a protected field (a plate a
+    police officer searched for) only as its keyed hash, like the subject index."""
+    specs = {spec.name: spec for spec in access.described.definition.fields}
+    product = access.described.product.slug
+    logged = []
+    for text in filters:
+        name, _, value = text.partition("=")
+        if specs[name].sensitivity != Sensitivity.none:
+            value = "keyed:" + request.app.state.subjects.key(product, value)
+        logged.append(f"{name}={value}")
+    return logged
 
 
 def _audit_read(
     session: Session,
     request: Request,
     access: ProductAccess,
-    seqs: list[int],
+    rows: list[Record],
     details: dict[str, Any],
 ) -> None:
-    audit_record(
+    """The read's audit entry, and — if the product declares a subject field — the
+    keyed subject index that lets an auditor find every read about one subject."""
+    product = access.described.product.slug
+    index = audit_record(
         session,
         request,
         access.caller.actor,
@@ -306,8 +324,13 @@ def _audit_read(
         allowed=True,
         reason=access.decision.reason,
         decision=access.decision,
-        product=access.described.product.slug,
+        product=product,
         purpose=access.purpose,
-        seqs=seqs,
+        seqs=[row.seq for row in rows],
         details=details,
     )
+    subject_field = access.described.definition.subject_field
+    if subject_field:
+        subjects = request.app.state.subjects
+        values = {row.content[subject_field] for row in rows if subject_field in row.content}
+        log.index_subjects(session, index, [subjects.key(product, value) for value in values])

@@ -81,6 +81,12 @@ def _tables() -> None:
         sa.PrimaryKeyConstraint("level", "index"),
     )
     op.create_table(
+        "audit_subject",
+        sa.Column("subject", sa.String(length=64), nullable=False),
+        sa.Column("entry_index", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.PrimaryKeyConstraint("subject", "entry_index"),
+    )
+    op.create_table(
         "audit_checkpoint",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("size", sa.BigInteger(), nullable=False),
@@ -193,7 +199,12 @@ def _tables() -> None:
 
 
 # The log's tables: entries, the Merkle nodes over them, and signed checkpoints.
-APPEND_ONLY = {"audit_entry": '"index"', "audit_node": '"level", "index"', "audit_checkpoint": "id"}
+APPEND_ONLY = {
+    "audit_entry": '"index"',
+    "audit_node": '"level", "index"',
+    "audit_subject": "subject, entry_index",
+    "audit_checkpoint": "id",
+}
 
 
 def _sqlite_guards(table: str, key: str) -> list[str]:
@@ -245,6 +256,7 @@ def downgrade() -> None:
             op.execute(f"DROP TRIGGER {table}_no_truncate ON {table}")
         op.execute("DROP FUNCTION audit_refuse()")
     op.drop_table("audit_checkpoint")
+    op.drop_table("audit_subject")
     op.drop_table("audit_node")
 
     with op.batch_alter_table("record", schema=None) as batch_op:
