@@ -43,3 +43,19 @@ def test_nothing_imports_exchange_but_exchange() -> None:
     }
     assert importers == set()
     assert any((ROOT / "audit").rglob("*.py")), "the check must have files to read"
+
+
+def test_the_offline_verifier_needs_only_cryptography() -> None:
+    """An auditor runs `python -m audit` without the exchange's dependencies."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, audit, audit.export, audit.__main__\n"
+        "heavy = {'sqlalchemy', 'sqlmodel', 'exchange', 'fastapi', 'pydantic', 'casbin'}\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & heavy))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert result.stdout.strip() == "[]"
