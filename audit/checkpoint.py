@@ -11,6 +11,7 @@ so an auditor can verify offline without the exchange installed.
 """
 
 import base64
+import re
 import binascii
 import hashlib
 from dataclasses import dataclass
@@ -117,7 +118,7 @@ def _parse_body(body: str) -> Checkpoint:
     if len(lines) < 3:
         raise CheckpointError("a checkpoint has an origin, a size and a root hash")
     origin, size_text, root_text, *extra = lines
-    if not size_text.isdigit() or (size_text != "0" and size_text.startswith("0")):
+    if not re.fullmatch(r"0|[1-9][0-9]*", size_text):
         raise CheckpointError("the tree size is not a decimal number")
     try:
         root_hash = base64.b64decode(root_text, validate=True)

@@ -17,7 +17,7 @@ from audit import ProofError
 from audit import store as log
 from audit.export import export_line
 from audit.store import AuditEntry
-from exchange.auditing.trail import record
+from exchange.auditing.trail import record_allowed
 from exchange.auth import SystemAccess, system_access
 from exchange.db import SessionDep
 from exchange.errors import BadRequest, FieldError
@@ -103,17 +103,23 @@ class EntryFilters:
 Filters = Annotated[EntryFilters, Depends()]
 
 
+def _public(rows: list[AuditEntry]) -> list[EntryPublic]:
+    return [
+        EntryPublic(
+            index=r.index, entry=json.loads(r.body), leaf_hash=r.leaf_hash, chain_hash=r.chain_hash
+        )
+        for r in rows
+    ]
+
+
 def _audited(
     request: Request, session: SessionDep, access: SystemAccess, action: str, **facts: Any
 ) -> None:
-    record(
+    record_allowed(
         session,
         request,
-        access.caller.actor,
+        access,
         action=action,
-        allowed=True,
-        reason=access.decision.reason,
-        decision=access.decision,
         record_count=facts.pop("count", 0),
         details=facts,
     )
@@ -137,15 +143,7 @@ def entries(
     more, rows = len(rows) > limit, rows[:limit]
     _audited(request, session, access, "audit.read", count=len(rows), filters=filters.described())
     return EntryList(
-        entries=[
-            EntryPublic(
-                index=r.index,
-                entry=json.loads(r.body),
-                leaf_hash=r.leaf_hash,
-                chain_hash=r.chain_hash,
-            )
-            for r in rows
-        ],
+        entries=_public(rows),
         next_cursor=encode_cursor(rows[-1].index) if more else None,
     )
 
@@ -292,14 +290,6 @@ def subject_accesses(
         subject=subject,
     )
     return EntryList(
-        entries=[
-            EntryPublic(
-                index=r.index,
-                entry=json.loads(r.body),
-                leaf_hash=r.leaf_hash,
-                chain_hash=r.chain_hash,
-            )
-            for r in rows
-        ],
+        entries=_public(rows),
         next_cursor=None,
     )

@@ -1,7 +1,7 @@
 """Writing one request's audit entry, with who, from where and under which request id."""
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import Request
 from sqlalchemy.orm import Session
@@ -84,3 +84,34 @@ def record(
         ],
     )
     return index
+
+
+class _Acting(Protocol):
+    @property
+    def actor(self) -> Actor: ...
+
+
+class Decided(Protocol):
+    """An allowed access: who, and the decision that let them."""
+
+    @property
+    def caller(self) -> _Acting: ...
+
+    @property
+    def decision(self) -> Decision: ...
+
+
+def record_allowed(
+    session: Session, where: Request | Origin, access: Decided, *, action: str, **facts: Any
+) -> int:
+    """The entry of an allowed action, with the decision's reason, version and view."""
+    return record(
+        session,
+        where,
+        access.caller.actor,
+        action=action,
+        allowed=True,
+        reason=access.decision.reason,
+        decision=access.decision,
+        **facts,
+    )

@@ -7,7 +7,7 @@ from pydantic import BaseModel
 from sqlalchemy import func, select
 
 from audit.store import AuditEntry
-from exchange.auditing.trail import record
+from exchange.auditing.trail import record_allowed
 from exchange.auth import SystemAccess, system_access
 from exchange.catalog.models import Product
 from exchange.db import SessionDep
@@ -72,14 +72,11 @@ def usage(
         UsageRow(product=p, organization=o, purpose=u, decision=d, requests=n, records=r)
         for p, o, u, d, n, r in session.execute(query)
     ]
-    record(
+    record_allowed(
         session,
         request,
-        access.caller.actor,
+        access,
         action="usage.read",
-        allowed=True,
-        reason=access.decision.reason,
-        decision=access.decision,
         record_count=len(rows),
         details={"product": product, "from": since, "to": until},
     )

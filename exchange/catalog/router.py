@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 
-from exchange.auditing.trail import record
+from exchange.auditing.trail import record_allowed
 from exchange.auth import CallerDep, SystemAccess, engine, system_access
 from exchange.catalog import service
 from exchange.catalog.access import UpdateAccess
@@ -32,14 +32,11 @@ def register(
     """Register a data product owned by the caller's organisation (version 1)."""
     owner = get_organization(session, access.caller.organization)
     described = service.register(session, owner, data, access.caller.client_id)
-    record(
+    record_allowed(
         session,
         request,
-        access.caller.actor,
+        access,
         action="product.register",
-        allowed=True,
-        reason=access.decision.reason,
-        decision=access.decision,
         product=data.slug,
         details={"version": 1, "tier": data.tier.value, "purposes": described.definition.purposes},
     )
@@ -102,14 +99,11 @@ def change(
     """Change a product (its owner only); the result is a new version, and
     records already published keep the version they were published under."""
     described = service.update(session, access.described, data, access.caller.client_id)
-    record(
+    record_allowed(
         session,
         request,
-        access.caller.actor,
+        access,
         action="product.update",
-        allowed=True,
-        reason=access.decision.reason,
-        decision=access.decision,
         product=described.product.slug,
         details={"version": described.version, "changed": sorted(data.model_fields_set)},
     )

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from exchange.auditing.trail import Actor, record
+from exchange.auditing.trail import Actor, record, record_allowed
 from exchange.auth import SystemAccess, system_access
 from exchange.db import SessionDep
 from exchange.errors import ExchangeError, Unauthorized, render
@@ -52,14 +52,11 @@ def create_organization(
 ) -> OrganizationPublic:
     """Register a participant: a government body, an enterprise or a research organisation."""
     organization = service.create_organization(session, data)
-    record(
+    record_allowed(
         session,
         request,
-        access.caller.actor,
+        access,
         action="organization.create",
-        allowed=True,
-        reason=access.decision.reason,
-        decision=access.decision,
         details={"organization": data.slug, "kind": data.kind.value},
     )
     return OrganizationPublic.model_validate(organization, from_attributes=True)
@@ -89,14 +86,11 @@ def create_principal(
     """A person or service of the organisation, with roles. The client secret is
     in this response only; the exchange keeps a slow salted hash of it."""
     created = service.create_principal(session, org, data)
-    record(
+    record_allowed(
         session,
         request,
-        access.caller.actor,
+        access,
         action="principal.create",
-        allowed=True,
-        reason=access.decision.reason,
-        decision=access.decision,
         details={"organization": org, "client_id": created.client_id, "roles": created.roles},
     )
     return created

@@ -14,8 +14,7 @@ from sqlalchemy import BigInteger, cast, insert, select, update
 from sqlalchemy.orm import Session
 
 from audit import store as log
-from exchange.auditing.trail import Origin
-from exchange.auditing.trail import record as audit_record
+from exchange.auditing.trail import Origin, record_allowed
 from exchange.catalog.access import ProductAccess
 from exchange.catalog.models import FieldType, Product, Sensitivity
 from exchange.errors import BadRequest, Conflict, FieldError, ValidationFailed
@@ -129,14 +128,11 @@ def publish(
     result.accepted = len(seqs)
     if seqs:
         result.first_seq, result.last_seq = seqs[0], seqs[-1]
-    audit_record(
+    record_allowed(
         session,
         where,
-        access.caller.actor,
+        access,
         action="publish",
-        allowed=True,
-        reason=access.decision.reason,
-        decision=access.decision,
         product=described.product.slug,
         seqs=seqs,
         details={
@@ -316,14 +312,11 @@ def _audit_read(
     """The read's audit entry, and — if the product declares a subject field — the
     keyed subject index that lets an auditor find every read about one subject."""
     product = access.described.product.slug
-    index = audit_record(
+    index = record_allowed(
         session,
         request,
-        access.caller.actor,
+        access,
         action="read",
-        allowed=True,
-        reason=access.decision.reason,
-        decision=access.decision,
         product=product,
         purpose=access.purpose,
         seqs=[row.seq for row in rows],

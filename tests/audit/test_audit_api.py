@@ -653,7 +653,10 @@ def test_the_api_entries_carry_their_leaf_and_chain_hashes(exchange: Exchange) -
 
     texts = [e["entry"] for e in entries]
     assert {"client_id": "粤A-客户"} in [t["details"] for t in texts]
-    assert any(t["details"].get("filters") == ["plate=粤A·10002"] for t in texts)
+    # A searched plate is logged only as its keyed hash (see the subject index).
+    (searched,) = [t["details"]["filters"] for t in texts if t["details"].get("filters")]
+    assert searched[0].startswith("plate=keyed:") and len(searched[0]) == len("plate=keyed:") + 64
+    assert "粤A·10002" not in json.dumps(texts, ensure_ascii=False)
 
 
 def test_the_api_entries_are_the_stored_bytes(exchange: Exchange, raw: Engine) -> None:
