@@ -11,9 +11,9 @@ so an auditor can verify offline without the exchange installed.
 """
 
 import base64
-import re
 import binascii
 import hashlib
+import re
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
