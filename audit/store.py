@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, LargeBinary, insert, select, update
+from sqlalchemy import JSON, BigInteger, Column, Index, LargeBinary, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Field, Session, SQLModel, col
 
@@ -27,23 +27,36 @@ from audit.merkle import (
     inclusion_proof,
     leaf_hash,
     root,
+    root_of_leaves,
 )
 from audit.verify import ChainBreak, ChainWalker
 
 HEAD_ID = 1
+# Nodes below this level are not stored: a level-1 node is rehashed from its two
+# leaves (one range read), which halves the rows an append writes.
+STORED_FROM_LEVEL = 2
+
+
+# Auditors filter by these and page by index: each (column, index) index serves
+# "WHERE column = ? AND index > ? ORDER BY index LIMIT n" without a sort.
+FILTERED = ("actor", "organization", "action", "product", "decision", "grant_id")
 
 
 class AuditEntry(SQLModel, table=True):
     __tablename__ = "audit_entry"
+    __table_args__ = (
+        *(Index(f"ix_audit_entry_{column}_index", column, "index") for column in FILTERED),
+        Index("ix_audit_entry_recorded_at_index", "recorded_at", "index"),
+    )
 
     index: int = Field(sa_column=Column("index", BigInteger, primary_key=True, autoincrement=False))
-    recorded_at: datetime = Field(index=True)
-    actor: str | None = Field(default=None, index=True)
-    organization: str | None = Field(default=None, index=True)
-    action: str = Field(index=True)
-    product: str | None = Field(default=None, index=True)
+    recorded_at: datetime
+    actor: str | None = None
+    organization: str | None = None
+    action: str
+    product: str | None = None
     purpose: str | None = None
-    decision: str = Field(index=True)
+    decision: str
     reason: str
     policy_version: str | None = None
     view: str | None = None
@@ -69,6 +82,9 @@ class AuditHead(SQLModel, table=True):
         default_factory=dict,
         sa_column=Column(JSON, nullable=False),
         description="level → hex hash of the log's complete subtree at that level",
+    )
+    recorded_at: datetime | None = Field(
+        default=None, description="The last entry's time; entries never go back in time."
     )
 
 
@@ -163,7 +179,12 @@ def append(session: Session, events: Sequence[AuditEvent]) -> list[int]:
         raise AuditWriteError("nothing to append")
     try:
         head = session.execute(
-            select(col(AuditHead.size), col(AuditHead.chain_hash), col(AuditHead.frontier))
+            select(
+                col(AuditHead.size),
+                col(AuditHead.chain_hash),
+                col(AuditHead.frontier),
+                col(AuditHead.recorded_at),
+            )
             .where(col(AuditHead.id) == HEAD_ID)
             .with_for_update()
         ).one_or_none()
@@ -171,7 +192,9 @@ def append(session: Session, events: Sequence[AuditEvent]) -> list[int]:
             raise AuditWriteError("the audit head row is missing; run the migrations")
         size, previous = head.size, bytes.fromhex(head.chain_hash)
         frontier = _frontier(size, head.frontier)
-        now = datetime.now(UTC)
+        # Time never goes back along the log (even across machines whose clocks
+        # differ), so a time range is an index range: see `index_range`.
+        now = max(datetime.now(UTC), head.recorded_at or datetime.min.replace(tzinfo=UTC))
         rows, nodes = [], []
         for offset, event in enumerate(events):
             index = size + offset
@@ -182,6 +205,7 @@ def append(session: Session, events: Sequence[AuditEvent]) -> list[int]:
             nodes += [
                 {"level": level, "index": i, "hash": node.hex()}
                 for level, i, node in frontier.append(leaf)
+                if level >= STORED_FROM_LEVEL
             ]
             columns = {column: body[key] for column, key in COLUMN_KEYS.items()}
             rows.append(
@@ -194,9 +218,11 @@ def append(session: Session, events: Sequence[AuditEvent]) -> list[int]:
                     "chain_hash": previous.hex(),
                 }
             )
-        session.execute(insert(AuditEntry), rows)
+        # Core inserts of the tables: one executemany each (the ORM's bulk path would
+        # split the rows into one statement per pattern of None values).
+        session.execute(insert(_table(AuditEntry)), rows)
         if nodes:
-            session.execute(insert(AuditNode), nodes)
+            session.execute(insert(_table(AuditNode)), nodes)
         session.execute(
             update(AuditHead)
             .where(col(AuditHead.id) == HEAD_ID)
@@ -204,11 +230,37 @@ def append(session: Session, events: Sequence[AuditEvent]) -> list[int]:
                 size=size + len(rows),
                 chain_hash=previous.hex(),
                 frontier={str(level): h.hex() for level, h in frontier.levels.items()},
+                recorded_at=now,
             )
         )
     except (SQLAlchemyError, ValueError) as error:
         raise AuditWriteError(str(error)) from error
     return [row["index"] for row in rows]
+
+
+def index_range(
+    session: Session, since: datetime | None, until: datetime | None
+) -> tuple[int, int]:
+    """The indexes [first, end) of the entries recorded in [since, until), found with
+    two index lookups; entries' times never decrease along the log."""
+    first, end = 0, head(session).size
+    if since is not None:
+        found = session.scalar(
+            select(col(AuditEntry.index))
+            .where(col(AuditEntry.recorded_at) >= since)
+            .order_by(col(AuditEntry.recorded_at), col(AuditEntry.index))
+            .limit(1)
+        )
+        first = end if found is None else found
+    if until is not None:
+        found = session.scalar(
+            select(col(AuditEntry.index))
+            .where(col(AuditEntry.recorded_at) < until)
+            .order_by(col(AuditEntry.recorded_at).desc(), col(AuditEntry.index).desc())
+            .limit(1)
+        )
+        end = 0 if found is None else found + 1
+    return first, max(first, end)
 
 
 def index_subjects(session: Session, entry_index: int, subjects: Sequence[str]) -> None:
@@ -231,6 +283,10 @@ def entries_about(session: Session, subject: str, limit: int) -> list[AuditEntry
             .limit(limit)
         )
     )
+
+
+def _table(model: type[SQLModel]) -> Any:
+    return model.__table__  # type: ignore[attr-defined]
 
 
 def _frontier(size: int, stored: dict[str, str]) -> Frontier:
@@ -259,10 +315,16 @@ def node_reader(session: Session) -> NodeReader:
     if a node the tree should have is missing."""
 
     def read(level: int, index: int) -> bytes:
-        if level == 0:
-            found = session.scalar(
-                select(col(AuditEntry.leaf_hash)).where(col(AuditEntry.index) == index)
-            )
+        if level < STORED_FROM_LEVEL:
+            width = 1 << level
+            leaves = session.scalars(
+                select(col(AuditEntry.leaf_hash))
+                .where(col(AuditEntry.index).between(index * width, (index + 1) * width - 1))
+                .order_by(col(AuditEntry.index))
+            ).all()
+            if len(leaves) != width:
+                raise ProofError(f"node ({level}, {index}) is missing from the store")
+            return root_of_leaves([bytes.fromhex(leaf) for leaf in leaves])
         else:
             found = session.scalar(
                 select(col(AuditNode.hash)).where(
@@ -315,7 +377,7 @@ def preloaded_reader(session: Session, first: int, last: int, size: int) -> Node
     it loads, per level, the stored nodes around that range in one query (about
     log n queries in all) and falls back to single reads for the rest."""
     cache: dict[tuple[int, int], bytes] = {}
-    for level in range(size.bit_length()):
+    for level in (0, *range(STORED_FROM_LEVEL, size.bit_length())):
         width = 1 << level
         low, high = max(first - width, 0) // width, (last + width) // width
         if level == 0:
@@ -334,6 +396,11 @@ def preloaded_reader(session: Session, first: int, last: int, size: int) -> Node
     fallback = node_reader(session)
 
     def read(level: int, index: int) -> bytes:
+        if 0 < level < STORED_FROM_LEVEL:
+            width = 1 << level
+            leaves = [cache.get((0, index * width + i)) for i in range(width)]
+            if all(leaf is not None for leaf in leaves):
+                return root_of_leaves([leaf for leaf in leaves if leaf is not None])
         found = cache.get((level, index))
         return found if found is not None else fallback(level, index)
 
@@ -362,7 +429,7 @@ def verify_stored(session: Session, verifier: Verifier) -> ChainBreak | None:
             return broken
         if walker.position > size:
             return ChainBreak(entry.index, f"the log has more entries than the head's {size}")
-        completed += frontier.append(leaf)
+        completed += [n for n in frontier.append(leaf) if n[0] >= STORED_FROM_LEVEL]
         if len(completed) >= 2000:
             if broken := _check_nodes(session, completed):
                 return broken

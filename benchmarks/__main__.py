@@ -1,4 +1,5 @@
-"""`python -m benchmarks [--database-url URL]`: print records/s with same-run baselines.
+"""`python -m benchmarks [--database-url URL] [--only records|audit] [--max-entries N]`:
+print records/s and audit-log figures with same-run baselines.
 
 Figures, not assertions: this machine is shared, so compare ratios within one run.
 """
@@ -7,23 +8,44 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from benchmarks import records
+from benchmarks import audit, records
+from benchmarks.databases import fresh_database
 from benchmarks.server import running_exchange
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--database-url", help="default: a fresh SQLite file in a temp dir")
+    parser.add_argument("--only", choices=["records", "audit"], help="default: both")
+    parser.add_argument(
+        "--max-entries",
+        type=int,
+        default=audit.MAX_ENTRIES,
+        help="the largest audit log to time proofs on (default: %(default)s)",
+    )
     arguments = parser.parse_args()
+    engine = (arguments.database_url or "sqlite").split(":")[0]
     with tempfile.TemporaryDirectory(prefix="exchange-bench-") as directory:
         scratch = Path(directory)
-        with running_exchange(scratch / "data", arguments.database_url) as running:
-            rows = records.run(running, scratch)
-    engine = (arguments.database_url or "sqlite").split(":")[0]
-    print(f"\nrecords ({engine})")
-    print(f"{'measure':<56}{'records/s':>12}{'ratio':>8}")
-    for name, rate, ratio in rows:
-        print(f"{name:<56}{rate:>12,.0f}{ratio:>8}")
+        if arguments.only in (None, "records"):
+            with (
+                fresh_database(scratch, arguments.database_url, "records") as url,
+                running_exchange(scratch / "data", url) as running,
+            ):
+                rows = records.run(running)
+            print(f"\nrecords ({engine})")
+            print(f"{'measure':<56}{'records/s':>12}{'ratio':>8}")
+            for name, rate, ratio in rows:
+                print(f"{name:<56}{rate:>12,.0f}{ratio:>8}")
+        if arguments.only in (None, "audit"):
+            rows = audit.run(scratch, arguments.database_url, arguments.max_entries)
+            limited = arguments.max_entries < audit.MAX_ENTRIES
+            note = f"; largest log {arguments.max_entries:,}, set by --max-entries" * limited
+            print(f"\naudit log ({engine}{note})")
+            print(f"{'measure':<64}{'figure':>12}  ratio / extra")
+            for name, figure, extra in rows:
+                shown = f"{figure:,.0f}" if figure >= 100 else f"{figure:.3f}"
+                print(f"{name:<64}{shown:>12}  {extra}")
 
 
 if __name__ == "__main__":

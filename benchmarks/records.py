@@ -9,10 +9,9 @@
 
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import MetaData, insert
+from sqlalchemy import ForeignKeyConstraint, MetaData, insert
 from sqlmodel import SQLModel
 
 from benchmarks.server import Running
@@ -22,6 +21,7 @@ from exchange.demo.products import VIOLATION_CAPTURES
 from exchange.records import validation
 
 RECORDS = 10_000
+RAW = "bench_raw_record"
 
 
 def _rate(count: int, seconds: float) -> float:
@@ -46,11 +46,14 @@ def insert_raw(database_url: str, records: list[dict[str, Any]]) -> float:
     engine: the floor an API publish cannot beat."""
     engine = make_engine(database_url)
     metadata = MetaData()
-    table = SQLModel.metadata.tables["record"].to_metadata(metadata, name="bench_raw_record")
-    table.foreign_keys.clear()
+    table = SQLModel.metadata.tables["record"].to_metadata(metadata, name=RAW)
     for constraint in list(table.constraints):
-        if constraint.__class__.__name__ == "ForeignKeyConstraint":
+        if isinstance(constraint, ForeignKeyConstraint):
             table.constraints.discard(constraint)
+        elif constraint.name:
+            constraint.name = str(constraint.name).replace("record", RAW)
+    for index in table.indexes:
+        index.name = str(index.name).replace("record", RAW)
     metadata.drop_all(engine)
     metadata.create_all(engine)
     rows = [
@@ -94,10 +97,9 @@ def read_all(running: Running, key: str, purpose: str) -> tuple[float, str]:
     return _rate(count, elapsed), view
 
 
-def run(running: Running, scratch: Path) -> list[tuple[str, float, str]]:
+def run(running: Running) -> list[tuple[str, float, str]]:
     records = data.violation_captures(RECORDS, now=datetime.now(UTC))
-    raw_url = running.settings.database_url or f"sqlite:///{scratch / 'raw-baseline.db'}"
-    baseline = insert_raw(raw_url, records)
+    baseline = insert_raw(running.settings.resolved_database_url, records)
     api = publish_api(running, records)
     raw_read, raw_view = read_all(running, "police", "law_enforcement")
     protected_read, protected_view = read_all(running, "mapco", "navigation_safety")

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
 
 from audit import ProofError
 from audit import store as log
@@ -73,13 +74,15 @@ class EntryFilters:
     since: Annotated[str | None, Query(alias="from", description="RFC 3339, inclusive")] = None
     until: Annotated[str | None, Query(alias="to", description="RFC 3339, exclusive")] = None
 
-    def apply(self, query: Select[Any]) -> Select[Any]:
+    def apply(self, session: Session, query: Select[Any]) -> Select[Any]:
         for column, value in self.equalities().items():
             query = query.where(getattr(AuditEntry, column) == value)
-        if (start := query_time(self.since, "from")) is not None:
-            query = query.where(AuditEntry.recorded_at >= start)
-        if (end := query_time(self.until, "to")) is not None:
-            query = query.where(AuditEntry.recorded_at < end)
+        since, until = query_time(self.since, "from"), query_time(self.until, "to")
+        if since is not None or until is not None:
+            # A time range is an index range (times never decrease along the log),
+            # so the (column, index) indexes serve the whole query.
+            first, end = log.index_range(session, since, until)
+            query = query.where(AuditEntry.index >= first, AuditEntry.index < end)
         return query
 
     def equalities(self) -> dict[str, str]:
@@ -136,7 +139,7 @@ def entries(
 ) -> EntryList:
     """Entries matching every given filter, oldest first, each with the exact
     hashed body and its hashes."""
-    query = filters.apply(select(AuditEntry)).order_by(AuditEntry.index).limit(limit + 1)
+    query = filters.apply(session, select(AuditEntry)).order_by(AuditEntry.index).limit(limit + 1)
     if (after := decode_cursor(cursor)) is not None:
         query = query.where(AuditEntry.index > after)
     rows = list(session.scalars(query))
@@ -163,7 +166,7 @@ def export(
     is in `Exchange-Next-Cursor`."""
     checkpoint = request.app.state.signer.checkpoint(session)
     query = (
-        filters.apply(select(AuditEntry))
+        filters.apply(session, select(AuditEntry))
         .where(AuditEntry.index < checkpoint.size)
         .order_by(AuditEntry.index)
         .limit(limit + 1)

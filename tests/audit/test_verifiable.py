@@ -833,6 +833,8 @@ def _forged_at_the_end(stored: Stored, *, with_nodes: bool, odd: bool) -> str:
             for row in rows:
                 frontier.append(bytes.fromhex(row["leaf_hash"]))
             for level, index, value in frontier.append(leaf):
+                if level < log.STORED_FROM_LEVEL:
+                    continue
                 connection.execute(
                     text('INSERT INTO audit_node ("level", "index", hash) VALUES (:l, :i, :h)'),
                     {"l": level, "i": index, "h": value.hex()},
@@ -845,11 +847,11 @@ def _node_changed(stored: Stored) -> str:
         target = _denial_after(_rows(connection), stored.first.size)
         _unguard(connection, "audit_node", "update")
         connection.execute(
-            text('UPDATE audit_node SET hash = :h WHERE "level" = 1 AND "index" = :i'),
-            {"h": "00" * 32, "i": target // 2},
+            text('UPDATE audit_node SET hash = :h WHERE "level" = 2 AND "index" = :i'),
+            {"h": "00" * 32, "i": target // 4},
         )
-    first = target // 2 * 2
-    return re.escape(f"FAILED at entry {first}: stored Merkle node (1, {target // 2}) over entries")
+    first = target // 4 * 4
+    return re.escape(f"FAILED at entry {first}: stored Merkle node (2, {target // 4}) over entries")
 
 
 def _checkpoint_forged(stored: Stored) -> str:
@@ -1035,6 +1037,7 @@ def test_appends_keep_the_stored_merkle_nodes_and_the_head(exchange: Exchange, r
         (level, index): value.hex()
         for leaf in leaves
         for level, index, value in frontier.append(leaf)
+        if level >= log.STORED_FROM_LEVEL
     }
     assert stored_nodes == rebuilt
     assert (5, 0) in stored_nodes  # the first 32 entries are one complete subtree

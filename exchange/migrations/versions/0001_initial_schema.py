@@ -53,17 +53,9 @@ def _tables() -> None:
         sa.Column("chain_hash", sa.String(length=64), nullable=False),
         sa.PrimaryKeyConstraint("index"),
     )
-    with op.batch_alter_table("audit_entry", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_audit_entry_action"), ["action"], unique=False)
-        batch_op.create_index(batch_op.f("ix_audit_entry_actor"), ["actor"], unique=False)
-        batch_op.create_index(batch_op.f("ix_audit_entry_decision"), ["decision"], unique=False)
-        batch_op.create_index(
-            batch_op.f("ix_audit_entry_organization"), ["organization"], unique=False
-        )
-        batch_op.create_index(batch_op.f("ix_audit_entry_product"), ["product"], unique=False)
-        batch_op.create_index(
-            batch_op.f("ix_audit_entry_recorded_at"), ["recorded_at"], unique=False
-        )
+    for column in ("actor", "organization", "action", "product", "decision", "grant_id"):
+        op.create_index(f"ix_audit_entry_{column}_index", "audit_entry", [column, "index"])
+    op.create_index("ix_audit_entry_recorded_at_index", "audit_entry", ["recorded_at", "index"])
 
     op.create_table(
         "audit_head",
@@ -71,6 +63,7 @@ def _tables() -> None:
         sa.Column("size", sa.BigInteger(), nullable=False),
         sa.Column("chain_hash", sa.String(length=64), nullable=False),
         sa.Column("frontier", sa.JSON(), nullable=False),
+        sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_table(
