@@ -3,8 +3,9 @@
 import time
 
 from fastapi.testclient import TestClient
+from sqlmodel import Session
 
-from audit import Verifier, open_note
+from audit import Verifier, open_note, store
 from exchange.main import create_app
 from exchange.settings import Settings
 
@@ -15,10 +16,6 @@ def test_a_checkpoint_is_signed_without_being_asked(settings: Settings) -> None:
         # Activity the log records: a refused token request.
         client.post("/oauth/token", data={"grant_type": "client_credentials"})
         verifier = Verifier.parse(client.get("/v1/audit/public-key").text)
-        from sqlmodel import Session
-
-        from audit import store
-
         engine = client.app.state.engine
         deadline = time.monotonic() + 20
         latest = None
