@@ -11,6 +11,7 @@ from sqlmodel import Session
 from audit import CheckpointError, Verifier
 from audit import store as log
 from audit.export import ExportProblem, verify_export
+from audit.integrity import verify_stored
 from exchange.auditing.checkpoints import Signer
 from exchange.auditing.trail import Origin, record
 from exchange.db import make_engine
@@ -185,7 +186,7 @@ def audit_verify(
     assert database is not None
     engine = make_engine(database)
     with Session(engine) as session:
-        broken = log.verify_stored(session, verifier)
+        broken = verify_stored(session, verifier)
         size = log.head(session).size
     engine.dispose()
     if broken:
