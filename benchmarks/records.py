@@ -11,7 +11,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ForeignKeyConstraint, MetaData, insert
+from sqlalchemy import Column, Index, MetaData, Table, UniqueConstraint, insert
 from sqlmodel import SQLModel
 
 from benchmarks.server import Running
@@ -46,14 +46,15 @@ def insert_raw(database_url: str, records: list[dict[str, Any]]) -> float:
     engine: the floor an API publish cannot beat."""
     engine = make_engine(database_url)
     metadata = MetaData()
-    table = SQLModel.metadata.tables["record"].to_metadata(metadata, name=RAW)
-    for constraint in list(table.constraints):
-        if isinstance(constraint, ForeignKeyConstraint):
-            table.constraints.discard(constraint)
-        elif constraint.name:
-            constraint.name = str(constraint.name).replace("record", RAW)
-    for index in table.indexes:
-        index.name = str(index.name).replace("record", RAW)
+    source = SQLModel.metadata.tables["record"]
+    table = Table(
+        RAW,
+        metadata,
+        *(Column(c.name, c.type, primary_key=c.primary_key, nullable=c.nullable) for c in source.c),
+        UniqueConstraint("product_id", "record_id"),
+        UniqueConstraint("product_id", "seq"),
+        Index(f"ix_{RAW}_product_id_event_time", "product_id", "event_time"),
+    )
     metadata.drop_all(engine)
     metadata.create_all(engine)
     rows = [
