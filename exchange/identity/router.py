@@ -15,10 +15,8 @@ from exchange.db import SessionDep
 from exchange.errors import ExchangeError, Unauthorized, render
 from exchange.identity import service
 from exchange.identity.models import (
-    Organization,
     OrganizationCreate,
     OrganizationPublic,
-    Principal,
     PrincipalCreate,
     PrincipalCreated,
     PrincipalPublic,
@@ -145,7 +143,7 @@ async def _token_form(request: Request) -> dict[str, str]:
 
 def _authenticate(
     session: Session, request: Request, form: dict[str, str]
-) -> tuple[Principal, Organization]:
+) -> service.Authenticated:
     """The authenticated client. Raises UnsupportedGrant or InvalidClient."""
     if form.get("grant_type") != "client_credentials":
         raise UnsupportedGrant(
@@ -166,7 +164,7 @@ def token(
     Basic) → a short-lived EdDSA-signed JWT. Every attempt is audited, and a
     refused one is returned rather than raised so that its audit entry commits."""
     try:
-        principal, organization = _authenticate(session, request, form)
+        client = _authenticate(session, request, form)
     except (UnsupportedGrant, InvalidClient) as refused:
         try:
             claimed = _credentials(request, form)[0][:64]
@@ -185,12 +183,12 @@ def token(
     record(
         session,
         request,
-        Actor(principal.client_id, organization.slug),
+        Actor(client.client_id, client.organization),
         action="token.issue",
         allowed=True,
         reason="client authenticated",
     )
-    access_token, expires_in = request.app.state.tokens.issue(principal.client_id)
+    access_token, expires_in = request.app.state.tokens.issue(client.client_id)
     body = TokenResponse(access_token=access_token, expires_in=expires_in)
     return JSONResponse(body.model_dump(), headers={"Cache-Control": "no-store"})
 
