@@ -1,5 +1,5 @@
-"""`python -m benchmarks [--database-url URL] [--only records|audit] [--max-entries N]`:
-print records/s and audit-log figures with same-run baselines.
+"""`python -m benchmarks [--database-url URL] [--only records|audit|policy] [--max-entries N]`:
+print records/s, audit-log and policy-decision figures with same-run baselines.
 
 Figures, not assertions: this machine is shared, so compare ratios within one run.
 """
@@ -8,7 +8,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from benchmarks import audit, records
+from benchmarks import audit, policy, records
 from benchmarks.databases import fresh_database
 from benchmarks.server import running_exchange
 
@@ -16,7 +16,7 @@ from benchmarks.server import running_exchange
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--database-url", help="default: a fresh SQLite file in a temp dir")
-    parser.add_argument("--only", choices=["records", "audit"], help="default: both")
+    parser.add_argument("--only", choices=["records", "audit", "policy"], help="default: all")
     parser.add_argument(
         "--max-entries",
         type=int,
@@ -41,11 +41,17 @@ def main() -> None:
             rows = audit.run(scratch, arguments.database_url, arguments.max_entries)
             limited = arguments.max_entries < audit.MAX_ENTRIES
             note = f"; largest log {arguments.max_entries:,}, set by --max-entries" * limited
-            print(f"\naudit log ({engine}{note})")
-            print(f"{'measure':<64}{'figure':>12}  ratio / extra")
-            for name, figure, extra in rows:
-                shown = f"{figure:,.0f}" if figure >= 100 else f"{figure:.3f}"
-                print(f"{name:<64}{shown:>12}  {extra}")
+            _table(f"audit log ({engine}{note})", rows)
+        if arguments.only in (None, "policy"):
+            _table("policy decisions (vs raw Casbin on the same lines)", policy.run())
+
+
+def _table(title: str, rows: list[tuple[str, float, str]]) -> None:
+    print(f"\n{title}")
+    print(f"{'measure':<64}{'figure':>12}  ratio / extra")
+    for name, figure, extra in rows:
+        shown = f"{figure:,.0f}" if figure >= 100 else f"{figure:.3f}"
+        print(f"{name:<64}{shown:>12}  {extra}")
 
 
 if __name__ == "__main__":

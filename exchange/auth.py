@@ -59,7 +59,9 @@ CallerDep = Annotated[Caller, Depends(current_caller)]
 
 
 def engine(request: Request) -> PolicyEngine:
-    return request.app.state.policy
+    """The policy in force in this worker now."""
+    engine: PolicyEngine = request.app.state.policy.current
+    return engine
 
 
 def log_refusal(

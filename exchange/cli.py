@@ -130,13 +130,13 @@ def principal_create(
 def demo() -> None:
     """Set up the day on the exchange: organisations, principals, products, records."""
     from exchange.demo.seed import seed
-    from policies import PolicyEngine
+    from exchange.policy.store import load_engine
 
     settings = Settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.resolved_database_url)
     with _session(settings) as session:
-        outcome = seed(session, settings.data_dir, PolicyEngine.default())
+        outcome = seed(session, settings.data_dir, load_engine(session))
         outcome["checkpoint_size"] = Signer.from_settings(settings).checkpoint(session).size
         session.commit()
     typer.echo(json.dumps(outcome, indent=2))

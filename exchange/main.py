@@ -16,12 +16,15 @@ from exchange.auditing.usage import router as usage_router
 from exchange.catalog.router import router as catalog_router
 from exchange.db import make_engine
 from exchange.errors import ServiceUnavailable, install_handlers
+from exchange.grants.router import router as grants_router
 from exchange.identity.router import router as identity_router
 from exchange.keys import load_or_create_key, load_or_create_secret
+from exchange.policy.decisions import router as decisions_router
+from exchange.policy.live import LivePolicy
+from exchange.policy.router import router as policy_router
 from exchange.records.router import router as records_router
 from exchange.settings import Settings
 from exchange.tokens import TokenService
-from policies import PolicyEngine
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +55,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         else None
     )
 
+    policy = LivePolicy(engine, settings.policy_poll_seconds)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        policy.start()
         if periodic:
             periodic.start()
         yield
         if periodic:
             periodic.stop()
+        policy.stop()
         engine.dispose()
 
     app = FastAPI(
@@ -71,7 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.tokens = _token_service(settings)
-    app.state.policy = PolicyEngine.default()
+    app.state.policy = policy
     app.state.signer = signer
     app.state.subjects = SubjectIndex(load_or_create_secret(settings.resolved_subject_key_path))
 
@@ -91,6 +98,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(records_router)
     app.include_router(audit_router)
     app.include_router(usage_router)
+    app.include_router(policy_router)
+    app.include_router(decisions_router)
+    app.include_router(grants_router)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:
@@ -109,6 +119,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise ServiceUnavailable(f"database not ready: {type(error).__name__}") from error
         if head is None:
             raise ServiceUnavailable("the audit log is not initialised; run `exchange db upgrade`")
-        return {"status": "ready", "policy_version": app.state.policy.version}
+        return {"status": "ready", "policy_version": policy.current.version}
 
     return app

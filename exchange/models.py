@@ -2,13 +2,21 @@
 
 from audit.store import AuditEntry, AuditHead
 from exchange.catalog.models import Product, ProductVersion
+from exchange.grants.models import AccessRequest, Grant
 from exchange.identity.models import Organization, Principal
+from exchange.policy.models import PolicyHead, PolicyRule, PolicyTest, PolicyVersion
 from exchange.records.models import Record
 
 __all__ = [
+    "AccessRequest",
     "AuditEntry",
     "AuditHead",
+    "Grant",
     "Organization",
+    "PolicyHead",
+    "PolicyRule",
+    "PolicyTest",
+    "PolicyVersion",
     "Principal",
     "Product",
     "ProductVersion",

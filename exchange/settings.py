@@ -49,6 +49,16 @@ class Settings(BaseSettings):
         description="Sign a checkpoint this often if the log grew; 0: only on demand.",
     )
 
+    access_request_due_working_days: int = Field(
+        default=5, ge=1, le=60, description="A steward's reply is due this many working days on."
+    )
+    policy_poll_seconds: float = Field(
+        default=0.25,
+        gt=0,
+        le=5,
+        description="How often a worker checks for a new policy version (PostgreSQL also "
+        "hears NOTIFY at once).",
+    )
     max_batch_records: int = Field(default=50_000, ge=1)
     max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     page_limit_max: int = Field(default=1000, ge=1)

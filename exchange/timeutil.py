@@ -9,6 +9,12 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def as_utc(moment: datetime) -> datetime:
+    """A time read back from the database: SQLite drops the zone of the UTC times we
+    store, PostgreSQL keeps it."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
 def to_rfc3339(moment: datetime) -> str:
     """`2026-11-28T08:15:02.5Z`: UTC, trailing zeros of the fraction dropped."""
     if moment.tzinfo is None:

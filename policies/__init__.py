@@ -4,6 +4,17 @@ Imports nothing from `exchange`; depends only on Casbin. See docs/policies.md.
 """
 
 from policies.decision import Decision, PolicyError, Resource, Subject
-from policies.engine import PolicyEngine, parse_policy
+from policies.engine import PolicyEngine
+from policies.lines import PolicyLine, format_line, parse_lines, parse_policy
 
-__all__ = ["Decision", "PolicyEngine", "PolicyError", "Resource", "Subject", "parse_policy"]
+__all__ = [
+    "Decision",
+    "PolicyEngine",
+    "PolicyError",
+    "PolicyLine",
+    "Resource",
+    "Subject",
+    "format_line",
+    "parse_lines",
+    "parse_policy",
+]

@@ -8,16 +8,28 @@ engine needs no copy of the identity or catalog tables and never goes stale when
 an organisation or product is added.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 NO_VIEW = "-"
 ANY_VIEW = "*"
 # When several allow lines match, the most protective of their views wins.
 VIEWS_MOST_PROTECTIVE_FIRST = ("protected", "raw")
+# In a protected view, each sensitivity gets the most protective treatment that a
+# matching p2 line grants; with no such line, its fields are withheld.
+SENSITIVITIES = ("personal", "location", "sensitive", "image")
+TREATMENTS_MOST_PROTECTIVE_FIRST = ("withheld", "generalized", "masked", "raw")
+UNSHAPED = "withheld"
 
 
 class PolicyError(Exception):
-    """The policy could not be loaded or evaluated; callers must deny."""
+    """The policy could not be loaded or evaluated; callers must deny.
+
+    `line` is the 1-based number of the offending line, when one is to blame."""
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.line = line
 
 
 @dataclass(frozen=True)
@@ -38,12 +50,17 @@ class Subject:
 @dataclass(frozen=True)
 class Resource:
     """What is asked for: a data product (with its tier, owner and purposes) or a
-    part of the exchange itself (`Resource.system("audit")`)."""
+    part of the exchange itself (`Resource.system("audit")`).
+
+    `granted` holds the purposes for which the asking organisation holds an
+    active grant on this product: it is part of the request, looked up for each
+    one, so a grant revoked or expired stops access at once."""
 
     name: str
     tier: str | None = None
     owner: str | None = None
     purposes: frozenset[str] = field(default_factory=frozenset)
+    granted: frozenset[str] = field(default_factory=frozenset)
 
     @classmethod
     def system(cls, name: str) -> "Resource":
@@ -58,6 +75,7 @@ class Resource:
             return self.name
         parts = [f"product:{self.name}", f"tier:{self.tier}", f"owner:{self.owner}"]
         parts += [f"purpose:{purpose}" for purpose in sorted(self.purposes)]
+        parts += [f"granted:{purpose}" for purpose in sorted(self.granted)]
         return " ".join(parts)
 
 
@@ -65,7 +83,10 @@ class Resource:
 class Decision:
     """allowed, why, which line matched, under which policy version, in which view.
 
+    `rule` is the deciding line's values without its type, as Casbin explains it.
     `hint` tells a denied caller what it could do instead, when there is something.
+    `treatments` maps each sensitivity to its treatment in the view (all `raw` in
+    the raw view, from the p2 lines in a protected one, empty without a view).
     """
 
     allowed: bool
@@ -74,3 +95,9 @@ class Decision:
     policy_version: str
     view: str
     hint: str | None = None
+    treatments: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def under_grant(self) -> bool:
+        """Allowed only because the organisation holds a grant for the purpose."""
+        return self.allowed and self.rule is not None and self.rule[3] == "@granted"

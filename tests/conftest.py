@@ -152,20 +152,24 @@ class Exchange:
         party = self.parties[who] if isinstance(who, str) else who
         return {"Authorization": f"Bearer {self.token(party)}"}
 
+    def request(self, method: str, who: str, path: str, **kwargs: Any) -> Any:
+        headers = self.headers(who) | kwargs.pop("headers", {})
+        return self.client.request(method, path, headers=headers, **kwargs)
+
     def get(self, who: str, path: str, **kwargs: Any) -> Any:
-        return self.client.get(
-            path, headers=self.headers(who) | kwargs.pop("headers", {}), **kwargs
-        )
+        return self.request("GET", who, path, **kwargs)
 
     def post(self, who: str, path: str, **kwargs: Any) -> Any:
-        return self.client.post(
-            path, headers=self.headers(who) | kwargs.pop("headers", {}), **kwargs
-        )
+        return self.request("POST", who, path, **kwargs)
 
     def patch(self, who: str, path: str, **kwargs: Any) -> Any:
-        return self.client.patch(
-            path, headers=self.headers(who) | kwargs.pop("headers", {}), **kwargs
-        )
+        return self.request("PATCH", who, path, **kwargs)
+
+    def put(self, who: str, path: str, **kwargs: Any) -> Any:
+        return self.request("PUT", who, path, **kwargs)
+
+    def delete(self, who: str, path: str, **kwargs: Any) -> Any:
+        return self.request("DELETE", who, path, **kwargs)
 
     def add_party(
         self, key: str, org: str, kind: str, roles: list[str], name: str | None = None

@@ -57,6 +57,7 @@ def record(
     purpose: str | None = None,
     seqs: list[int] | None = None,
     record_count: int | None = None,
+    grant_id: str | None = None,
     details: dict[str, Any] | None = None,
 ) -> int:
     """Append the entry in the request's transaction; its index. Raises AuditWriteError."""
@@ -77,6 +78,7 @@ def record(
                 view=decision.view if decision and decision.allowed else None,
                 record_count=len(seqs) if record_count is None else record_count,
                 records=seq_runs(seqs),
+                grant_id=grant_id,
                 request_id=origin.request_id,
                 client_address=origin.client_address,
                 details=details or {},

@@ -4,10 +4,15 @@ A route that touches a product's data declares `ProductAccess` for its action; i
 gets the decision (with its view) only if the policy allows, and a denial has
 already been logged. Services that return data take a `ProductAccess`, so there is
 no way to reach them without a decision.
+
+The grants the caller's organisation holds on the product are looked up for every
+request and passed to the decision; when it was a grant that allowed the read,
+the access carries that grant (its scope and quota then apply, and the audit
+entry names it).
 """
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated
 
 from fastapi import Depends, Path, Query, Request
@@ -18,6 +23,8 @@ from exchange.catalog.models import PURPOSE
 from exchange.catalog.service import Described
 from exchange.db import SessionDep
 from exchange.errors import BadRequest, FieldError, NotFound, PurposeRequired
+from exchange.grants import service as grants
+from exchange.grants.models import Grant
 from policies import Decision
 
 
@@ -28,6 +35,11 @@ class ProductAccess:
     action: str
     purpose: str
     decision: Decision
+    grant: Grant | None = None
+
+    @property
+    def grant_id(self) -> str | None:
+        return str(self.grant.id) if self.grant else None
 
 
 def _checked_purpose(purpose: str | None, required: bool) -> str:
@@ -70,8 +82,11 @@ def product_access(action: str, *, purpose_required: bool):
                 purpose=purpose,
             )
             raise
-        decision = decide(session, request, caller, described.resource, action, stated)
-        return ProductAccess(caller, described, action, stated, decision)
+        held = grants.active(session, caller.organization, product) if stated else {}
+        resource = replace(described.resource, granted=frozenset(held))
+        decision = decide(session, request, caller, resource, action, stated)
+        grant = held.get(stated) if decision.under_grant else None
+        return ProductAccess(caller, described, action, stated, decision, grant)
 
     return Depends(dependency)
 

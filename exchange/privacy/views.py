@@ -1,9 +1,11 @@
 """The first two views, applied to records before they leave. Pure; no I/O.
 
 - `raw`: every field as stored.
-- `protected`: by sensitivity — `personal` masked (plates keep province, city
-  letter and first character: 粤A·1****), `location` generalised to the centre of
-  a 0.01° grid cell (about 1 km), `sensitive` and `image` withheld (left out).
+- `protected`: by sensitivity, as the policy's p2 lines say (the decision's
+  `treatments`); the default policy gives `personal` masked (plates keep
+  province, city letter and first character: 粤A·1****), `location` generalised
+  to the centre of a 0.01° grid cell (about 1 km), `sensitive` and `image`
+  withheld (left out). Fields without a sensitivity are always shown.
 
 An unknown view raises ValueError: data never leaves in a shape nobody chose.
 """
@@ -16,22 +18,23 @@ from typing import Any
 from exchange.catalog.models import FieldSpec, Sensitivity
 
 GRID_DEGREES = 0.01
-_PROTECTED = {
-    Sensitivity.none: "raw",
-    Sensitivity.personal: "masked",
-    Sensitivity.location: "generalized",
-    Sensitivity.sensitive: "withheld",
-    Sensitivity.image: "withheld",
-}
 _PLATE = re.compile(r"^(?P<region>[\u4e00-\u9fff][A-Z])[·•.\- ]?(?P<tail>[A-Z0-9]{5,6})$")
 
 
-def treatments(view: str, fields: list[FieldSpec]) -> dict[str, str]:
-    """Field name → treatment for this view."""
+def treatments(
+    view: str, fields: list[FieldSpec], by_sensitivity: Mapping[str, str]
+) -> dict[str, str]:
+    """Field name → treatment for this view; a sensitivity the policy does not
+    shape is withheld."""
     if view == "raw":
         return {spec.name: "raw" for spec in fields}
     if view == "protected":
-        return {spec.name: _PROTECTED[spec.sensitivity] for spec in fields}
+        return {
+            spec.name: "raw"
+            if spec.sensitivity == Sensitivity.none
+            else by_sensitivity.get(spec.sensitivity.value, "withheld")
+            for spec in fields
+        }
     raise ValueError(f"no such view: {view!r}")
 
 

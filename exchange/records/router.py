@@ -5,7 +5,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from exchange.auth import log_refusal
 from exchange.catalog.access import PublishAccess, ReadAccess
@@ -33,6 +33,7 @@ class RecordPage(BaseModel):
     purpose: str
     view: str
     fields: dict[str, str]
+    grant: int | None = Field(description="The grant this read was allowed under, if any.")
     records: list[dict[str, Any]]
     next_cursor: str | None
 
@@ -43,6 +44,7 @@ class OneRecord(BaseModel):
     purpose: str
     view: str
     fields: dict[str, str]
+    grant: int | None
     record: dict[str, Any]
 
 
@@ -110,6 +112,8 @@ def read(
     if NDJSON in request.headers.get("accept", ""):
         body = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in page.records)
         headers = {"Exchange-View": page.view}
+        if access.grant is not None:
+            headers["Exchange-Grant"] = str(access.grant.id)
         if next_cursor:
             headers["Exchange-Next-Cursor"] = next_cursor
         return Response(body, media_type=NDJSON, headers=headers)
@@ -120,6 +124,7 @@ def read(
             purpose=access.purpose,
             view=page.view,
             fields=page.treatments,
+            grant=access.grant.id if access.grant else None,
             records=page.records,
             next_cursor=next_cursor,
         ).model_dump()
@@ -141,6 +146,7 @@ def read_one(request: Request, session: SessionDep, access: ReadAccess, record_i
             purpose=access.purpose,
             view=page.view,
             fields=page.treatments,
+            grant=access.grant.id if access.grant else None,
             record=page.records[0],
         ).model_dump()
     )

@@ -18,6 +18,7 @@ from exchange.auditing.trail import Origin, record_allowed
 from exchange.catalog.access import ProductAccess
 from exchange.catalog.models import FieldType, Product, Sensitivity
 from exchange.errors import BadRequest, Conflict, FieldError, ValidationFailed
+from exchange.grants import service as grants
 from exchange.privacy import views
 from exchange.records import validation
 from exchange.records.models import Record
@@ -241,8 +242,11 @@ def read_page(
     filters: list[str],
     limit: int,
 ) -> Page:
-    """Records after the cursor, oldest first, shaped by the decision's view."""
+    """Records after the cursor, oldest first, shaped by the decision's view; under a
+    grant, only within its scope and no more than its quota has left."""
     product_id = access.described.product.id
+    if access.grant is not None:
+        limit = min(limit, grants.remaining(access.grant) or limit)
     query = (
         select(Record).where(Record.product_id == product_id).order_by(Record.seq).limit(limit + 1)
     )
@@ -254,10 +258,12 @@ def read_page(
         query = query.where(Record.event_time < until)
     for clause in _filter_clauses(access, filters):
         query = query.where(clause)
+    for clause in _scope_clauses(access):
+        query = query.where(clause)
     rows = list(session.scalars(query))
     more = len(rows) > limit
     rows = rows[:limit]
-    treatment_of = views.treatments(access.decision.view, access.described.definition.fields)
+    treatment_of = _treatments(access)
     page = Page(
         view=access.decision.view,
         treatments=treatment_of,
@@ -279,13 +285,29 @@ def read_one(
     """One record by the publisher's id; (page, found). The read is audited either way."""
     row = session.scalar(
         select(Record).where(
-            Record.product_id == access.described.product.id, Record.record_id == record_id
+            Record.product_id == access.described.product.id,
+            Record.record_id == record_id,
+            *_scope_clauses(access),
         )
     )
-    treatment_of = views.treatments(access.decision.view, access.described.definition.fields)
+    treatment_of = _treatments(access)
     records = [_shown(row, treatment_of)] if row else []
     _audit_read(session, request, access, [row] if row else [], {"id": record_id})
     return Page(access.decision.view, treatment_of, records, None), row is not None
+
+
+def _treatments(access: ProductAccess) -> dict[str, str]:
+    """Field → treatment: the decision's view, and under a grant limited to some
+    fields, every other field withheld."""
+    fields = access.described.definition.fields
+    treatment_of = views.treatments(access.decision.view, fields, access.decision.treatments)
+    return grants.within_scope(treatment_of, access.grant)
+
+
+def _scope_clauses(access: ProductAccess) -> list[Any]:
+    """Under a grant limited to some values of a field (districts), only those records."""
+    where = access.grant.scope.get("where", {}) if access.grant else {}
+    return [Record.content[name].as_string().in_(values) for name, values in where.items()]
 
 
 def _logged_filters(request: Request, access: ProductAccess, filters: list[str]) -> list[str]:
@@ -320,8 +342,11 @@ def _audit_read(
         product=product,
         purpose=access.purpose,
         seqs=[row.seq for row in rows],
+        grant_id=access.grant_id,
         details=details,
     )
+    if access.grant is not None:
+        grants.consume(session, access.grant, len(rows))
     subject_field = access.described.definition.subject_field
     if subject_field:
         subjects = request.app.state.subjects

@@ -11,13 +11,8 @@ import casbin
 import pytest
 
 from policies import Decision, PolicyEngine, PolicyError, Resource, Subject, parse_policy
-from policies.engine import (
-    DEFAULT_POLICY_PATH,
-    MODEL_PATH,
-    object_matches,
-    purpose_matches,
-    subject_matches,
-)
+from policies.engine import DEFAULT_POLICY_PATH, MODEL_PATH
+from policies.terms import object_matches, purpose_matches, subject_matches
 
 ENGINE = PolicyEngine.default()
 
@@ -350,12 +345,12 @@ def test_an_unknown_subject_kind_is_denied(kind: str, tier: str) -> None:
 
 def test_parse_policy_skips_comments_and_blank_lines() -> None:
     text = "# a comment\n\n  p , *, tier:open ,discover, *, -, allow  \n   # indented comment\n"
-    assert parse_policy(text) == [("*", "tier:open", "discover", "*", "-", "allow")]
+    assert parse_policy(text) == [("p", "*", "tier:open", "discover", "*", "-", "allow")]
 
 
 def test_the_default_policy_has_one_line_per_p_line() -> None:
     text = DEFAULT_POLICY_PATH.read_text(encoding="utf-8")
-    p_lines = [line for line in text.splitlines() if line.startswith("p,")]
+    p_lines = [line for line in text.splitlines() if line.startswith(("p,", "p2,"))]
     assert len(ENGINE.lines) == len(p_lines) > 0
 
 
@@ -393,7 +388,9 @@ def test_every_decision_carries_the_policy_version() -> None:
     assert same.version == ENGINE.version == PolicyEngine.default().version
     assert ENGINE.version.startswith("sha256:")
     assert fewer.version != ENGINE.version
-    changed = PolicyEngine([*lines[:-1], (*lines[-1][:-2], "raw", "allow")])
+    last_p = max(i for i, line in enumerate(lines) if line[0] == "p")
+    edited = (*lines[last_p][:-2], "raw", "allow")
+    changed = PolicyEngine([*lines[:last_p], edited, *lines[last_p + 1 :]])
     assert changed.version not in (ENGINE.version, fewer.version)
     police = subject("government", "subscriber")
     mapco = subject("enterprise", "subscriber")
@@ -442,7 +439,9 @@ def test_decide_agrees_with_a_plain_casbin_enforcer() -> None:
     reference.add_function("subjectMatches", subject_matches)
     reference.add_function("objectMatches", object_matches)
     reference.add_function("purposeMatches", purpose_matches)
-    assert [tuple(line) for line in reference.get_policy()] == list(ENGINE.lines)
+    loaded = [("p", *line) for line in reference.get_policy()]
+    loaded += [("p2", *line) for line in reference.get_named_policy("p2")]
+    assert loaded == list(ENGINE.lines)
 
     rng = random.Random(20261120)
     mismatches = []

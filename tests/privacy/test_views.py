@@ -141,12 +141,21 @@ FIELDS = [
 ]
 
 
+# What the default policy's p2 lines give a protected view.
+DEFAULT = {
+    "personal": "masked",
+    "location": "generalized",
+    "sensitive": "withheld",
+    "image": "withheld",
+}
+
+
 def test_the_raw_view_treats_every_field_as_raw() -> None:
-    assert treatments("raw", FIELDS) == {spec.name: "raw" for spec in FIELDS}
+    assert treatments("raw", FIELDS, DEFAULT) == {spec.name: "raw" for spec in FIELDS}
 
 
 def test_the_protected_view_treats_fields_by_sensitivity() -> None:
-    assert treatments("protected", FIELDS) == {
+    assert treatments("protected", FIELDS, DEFAULT) == {
         "captured_at": "raw",
         "location": "generalized",
         "plate": "masked",
@@ -159,12 +168,24 @@ def test_the_protected_view_treats_fields_by_sensitivity() -> None:
 @pytest.mark.parametrize("view", ["", "-", "public", "Protected", "RAW", "anonymous"])
 def test_an_unknown_view_raises(view: str) -> None:
     with pytest.raises(ValueError, match="no such view"):
-        treatments(view, FIELDS)
+        treatments(view, FIELDS, DEFAULT)
+
+
+def test_the_protected_view_follows_the_policy_and_withholds_what_it_does_not_shape() -> None:
+    shaped = treatments("protected", FIELDS, {"personal": "raw", "location": "withheld"})
+    assert shaped == {
+        "captured_at": "raw",
+        "location": "withheld",
+        "plate": "raw",
+        "driver_note": "withheld",
+        "photo": "withheld",
+        "speed_kmh": "raw",
+    }
 
 
 def test_no_fields_no_treatments() -> None:
-    assert treatments("raw", []) == {}
-    assert treatments("protected", []) == {}
+    assert treatments("raw", [], DEFAULT) == {}
+    assert treatments("protected", [], DEFAULT) == {}
 
 
 # --- apply --------------------------------------------------------------------------------------
@@ -180,11 +201,11 @@ CONTENT = {
 
 
 def test_apply_raw_shows_the_content_as_stored() -> None:
-    assert apply(treatments("raw", FIELDS), CONTENT) == CONTENT
+    assert apply(treatments("raw", FIELDS, DEFAULT), CONTENT) == CONTENT
 
 
 def test_apply_protected_masks_generalises_and_withholds() -> None:
-    shown = apply(treatments("protected", FIELDS), CONTENT)
+    shown = apply(treatments("protected", FIELDS, DEFAULT), CONTENT)
 
     assert shown == {
         "captured_at": "2026-11-21T08:01:00Z",
@@ -196,19 +217,19 @@ def test_apply_protected_masks_generalises_and_withholds() -> None:
 
 def test_apply_does_not_change_the_content() -> None:
     before = copy.deepcopy(CONTENT)
-    apply(treatments("protected", FIELDS), CONTENT)
+    apply(treatments("protected", FIELDS, DEFAULT), CONTENT)
     assert before == CONTENT
 
 
 def test_apply_withholds_a_field_without_a_treatment() -> None:
     content = {**CONTENT, "added_later": "secret"}
-    assert "added_later" not in apply(treatments("raw", FIELDS), content)
+    assert "added_later" not in apply(treatments("raw", FIELDS, DEFAULT), content)
     assert "added_later" not in apply({}, content)
     assert apply({}, content) == {}
 
 
 def test_apply_leaves_out_fields_the_record_does_not_have() -> None:
-    shown = apply(treatments("protected", FIELDS), {"plate": "粤A·10001"})
+    shown = apply(treatments("protected", FIELDS, DEFAULT), {"plate": "粤A·10001"})
     assert shown == {"plate": "粤A·1****"}
 
 

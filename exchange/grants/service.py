@@ -1,0 +1,271 @@
+"""Asking for regulated access, deciding on it, and the grants that result.
+
+A grant is consulted on every request (`active`): whether it is in force is a
+question of its row now — not expired, not revoked, quota not used up — so no
+worker needs telling and no job needs running for a change to take effect.
+Services only flush; the route's session commits with the audit entry.
+"""
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, Field
+from sqlalchemy import and_, case, or_, select, update
+from sqlalchemy.orm import Session
+
+from exchange.catalog.models import FieldType, Sensitivity
+from exchange.catalog.service import Described
+from exchange.errors import Conflict, FieldError, NotFound, ValidationFailed
+from exchange.grants.models import AccessRequest, Grant
+from exchange.timeutil import as_utc, utcnow
+
+MAX_DAYS = 366
+
+
+class Scope(BaseModel):
+    """How far a grant reaches inside the product. Empty: the whole product."""
+
+    fields: list[str] | None = Field(
+        default=None, description="Only these fields; the others are withheld."
+    )
+    where: dict[str, list[str]] = Field(
+        default={},
+        description="Only records whose field has one of these values, "
+        'e.g. {"district": ["Tianhe", "Yuexiu"]}.',
+    )
+
+    def problems(self, described: Described) -> list[FieldError]:
+        specs = {spec.name: spec for spec in described.definition.fields}
+        errors = [
+            FieldError(f"no field {name!r} in {described.product.slug}", "scope.fields", i)
+            for i, name in enumerate(self.fields or [])
+            if name not in specs
+        ]
+        for name, values in self.where.items():
+            spec = specs.get(name)
+            if spec is None:
+                errors.append(FieldError(f"no field {name!r}", f"scope.where.{name}"))
+            elif spec.type != FieldType.string or spec.sensitivity != Sensitivity.none:
+                reason = "only plain (non-sensitive) text fields can limit a grant"
+                errors.append(FieldError(reason, f"scope.where.{name}"))
+            elif not values:
+                errors.append(FieldError("give at least one value", f"scope.where.{name}"))
+        return errors
+
+
+class AccessRequestCreate(BaseModel):
+    product: str
+    purpose: str
+    justification: str = Field(
+        min_length=20, max_length=4000, description="Why the purpose needs this data."
+    )
+    days: int = Field(ge=1, le=MAX_DAYS, description="How long the access is wanted.")
+    scope: Scope = Field(default_factory=Scope)
+
+
+class Approval(BaseModel):
+    reason: str = Field(min_length=3, max_length=2000)
+    days: int | None = Field(
+        default=None, ge=1, le=MAX_DAYS, description="Default: the days requested."
+    )
+    quota: int | None = Field(default=None, ge=1, description="Most records readable under it.")
+    scope: Scope | None = Field(default=None, description="Default: the scope requested.")
+
+
+class Refusal(BaseModel):
+    reason: str = Field(min_length=3, max_length=2000)
+
+
+def working_days_after(start: datetime, days: int) -> datetime:
+    """`days` working days (Monday to Friday) after `start`, at the same time of day."""
+    moment = start
+    left = days
+    while left > 0:
+        moment += timedelta(days=1)
+        if moment.weekday() < 5:
+            left -= 1
+    return moment
+
+
+def _in_force(now: datetime) -> Any:
+    return and_(
+        Grant.revoked_at.is_(None),
+        Grant.expires_at > now,
+        or_(Grant.quota.is_(None), Grant.used < Grant.quota),
+    )
+
+
+def active(session: Session, organization: str, product: str) -> dict[str, Grant]:
+    """Purpose → the grant in force for it (the one ending last, if several)."""
+    rows = session.scalars(
+        select(Grant)
+        .where(Grant.organization == organization, Grant.product == product, _in_force(utcnow()))
+        .order_by(Grant.expires_at)
+    )
+    return {grant.purpose: grant for grant in rows}
+
+
+def create_request(
+    session: Session, requester: str, organization: str, data: AccessRequestCreate, due_days: int
+) -> AccessRequest:
+    pending = session.scalar(
+        select(AccessRequest.id).where(
+            AccessRequest.organization == organization,
+            AccessRequest.product == data.product,
+            AccessRequest.purpose == data.purpose,
+            AccessRequest.status == "pending",
+        )
+    )
+    if pending is not None:
+        raise Conflict(
+            f"access request {pending} for the same product and purpose is still pending",
+            request_id=pending,
+        )
+    now = utcnow()
+    row = AccessRequest(
+        organization=organization,
+        requester=requester,
+        product=data.product,
+        purpose=data.purpose,
+        justification=data.justification,
+        requested_days=data.days,
+        scope=data.scope.model_dump(exclude_defaults=True),
+        created_at=now,
+        due_at=working_days_after(now, due_days),
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def get_request(session: Session, request_id: int, organization: str | None) -> AccessRequest:
+    """The request; NotFound also when it belongs to another organisation."""
+    row = session.get(AccessRequest, request_id)
+    if row is None or (organization is not None and row.organization != organization):
+        raise NotFound(f"no access request {request_id}")
+    return row
+
+
+def _pending(row: AccessRequest) -> None:
+    if row.status != "pending":
+        raise Conflict(f"access request {row.id} was already {row.status}")
+
+
+def approve(
+    session: Session, row: AccessRequest, steward: str, approval: Approval, described: Described
+) -> Grant:
+    _pending(row)
+    scope = approval.scope if approval.scope is not None else Scope.model_validate(row.scope)
+    if errors := scope.problems(described):
+        raise ValidationFailed("the scope does not fit the product", errors=errors)
+    now = utcnow()
+    grant = Grant(
+        organization=row.organization,
+        product=row.product,
+        purpose=row.purpose,
+        scope=scope.model_dump(exclude_defaults=True),
+        created_at=now,
+        expires_at=now + timedelta(days=approval.days or row.requested_days),
+        quota=approval.quota,
+        request_id=row.id,
+        approved_by=steward,
+    )
+    session.add(grant)
+    session.flush()
+    _decided(row, "approved", steward, approval.reason, now)
+    row.grant_id = grant.id
+    return grant
+
+
+def refuse(session: Session, row: AccessRequest, steward: str, reason: str) -> None:
+    _pending(row)
+    _decided(row, "denied", steward, reason, utcnow())
+    session.flush()
+
+
+def _decided(row: AccessRequest, status: str, steward: str, reason: str, now: datetime) -> None:
+    row.status = status
+    row.decided_by = steward
+    row.decision_reason = reason
+    row.decided_at = now
+
+
+def list_requests(
+    session: Session, organization: str | None, status: str | None, offset: int, limit: int
+) -> list[AccessRequest]:
+    """Pending first, the most overdue (earliest due) first; then the decided, newest first."""
+    query = select(AccessRequest).order_by(
+        case((AccessRequest.status == "pending", 0), else_=1),
+        case((AccessRequest.status == "pending", AccessRequest.due_at), else_=None),
+        AccessRequest.id.desc(),
+    )
+    if organization is not None:
+        query = query.where(AccessRequest.organization == organization)
+    if status is not None:
+        query = query.where(AccessRequest.status == status)
+    return list(session.scalars(query.offset(offset).limit(limit)))
+
+
+def get_grant(session: Session, grant_id: int, organization: str | None) -> Grant:
+    row = session.get(Grant, grant_id)
+    if row is None or (organization is not None and row.organization != organization):
+        raise NotFound(f"no grant {grant_id}")
+    return row
+
+
+def list_grants(
+    session: Session, organization: str | None, in_force: bool, after: int | None, limit: int
+) -> list[Grant]:
+    query = select(Grant).order_by(Grant.id).limit(limit)
+    if organization is not None:
+        query = query.where(Grant.organization == organization)
+    if in_force:
+        query = query.where(_in_force(utcnow()))
+    if after is not None:
+        query = query.where(Grant.id > after)
+    return list(session.scalars(query))
+
+
+def revoke(session: Session, grant: Grant, steward: str, reason: str) -> None:
+    if grant.revoked_at is not None:
+        raise Conflict(f"grant {grant.id} was already revoked")
+    grant.revoked_at = utcnow()
+    grant.revoked_by = steward
+    grant.revoke_reason = reason
+    session.flush()
+
+
+def consume(session: Session, grant: Grant, records: int) -> None:
+    """Count records read under a grant with a quota; Conflict if a concurrent read
+    used up the rest first (the read then rolls back)."""
+    if grant.quota is None or records == 0:
+        return
+    done = session.execute(
+        update(Grant)
+        .where(Grant.id == grant.id, Grant.used + records <= Grant.quota)
+        .values(used=Grant.used + records)
+    )
+    if done.rowcount != 1:  # type: ignore[attr-defined]
+        raise Conflict(f"grant {grant.id} has fewer than {records} records of its quota left")
+
+
+def within_scope(treatment_of: dict[str, str], grant: Grant | None) -> dict[str, str]:
+    """Under a grant limited to some fields, every other field withheld."""
+    scoped = grant.scope.get("fields") if grant is not None else None
+    if scoped is None:
+        return treatment_of
+    return {name: t if name in scoped else "withheld" for name, t in treatment_of.items()}
+
+
+def remaining(grant: Grant) -> int | None:
+    return None if grant.quota is None else max(grant.quota - grant.used, 0)
+
+
+def state(grant: Grant, now: datetime) -> str:
+    if grant.revoked_at is not None:
+        return "revoked"
+    if as_utc(grant.expires_at) <= now:
+        return "expired"
+    if grant.quota is not None and grant.used >= grant.quota:
+        return "exhausted"
+    return "active"
