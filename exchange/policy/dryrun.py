@@ -264,7 +264,7 @@ def replay(
 ) -> ReplayResult:
     query = (
         select(AuditEntry)
-        .where(AuditEntry.policy_version.is_not(None), AuditEntry.product.is_not(None))
+        .where(AuditEntry.product.is_not(None))
         .order_by(AuditEntry.index)
         .limit(max_entries)
     )
@@ -278,6 +278,9 @@ def replay(
     replayed = unchanged = 0
     for entry in session.scalars(query.execution_options(yield_per=1000)):
         action = REPLAYED.get(entry.action)
+        if entry.policy_version is None:
+            skipped["refused before the policy was asked (e.g. no such product)"] += 1
+            continue
         if action is None:
             skipped[f"action {entry.action} is not replayed"] += 1
             continue
