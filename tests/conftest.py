@@ -211,9 +211,8 @@ DAY = {
 }
 
 
-@pytest.fixture
-def exchange(client: TestClient, settings: Settings) -> Exchange:
-    """The exchange with an admin (made by the CLI) and the parties of the day."""
+def create_admin(settings: Settings) -> dict[str, str]:
+    """The first admin, made with the real CLI: `{"client_id", "client_secret", ...}`."""
     run_cli(
         settings,
         "org",
@@ -225,7 +224,7 @@ def exchange(client: TestClient, settings: Settings) -> Exchange:
         "--kind",
         "government",
     )
-    admin = json.loads(
+    made: dict[str, str] = json.loads(
         run_cli(
             settings,
             "principal",
@@ -238,6 +237,13 @@ def exchange(client: TestClient, settings: Settings) -> Exchange:
             "admin",
         )
     )
+    return made
+
+
+@pytest.fixture
+def exchange(client: TestClient, settings: Settings) -> Exchange:
+    """The exchange with an admin (made by the CLI) and the parties of the day."""
+    admin = create_admin(settings)
     world = Exchange(client, settings)
     world.parties["admin"] = Party(
         "admin",

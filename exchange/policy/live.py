@@ -17,6 +17,7 @@ from contextlib import closing
 
 import psycopg
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from exchange.policy import store
@@ -45,8 +46,13 @@ class LivePolicy:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        with Session(engine) as session:
-            self._current = store.load_engine(session)
+        try:
+            with Session(engine) as session:
+                self._current = store.load_engine(session)
+        except SQLAlchemyError as error:
+            raise RuntimeError(
+                f"cannot load the policy ({type(error).__name__}): run `exchange db upgrade`"
+            ) from error
 
     @property
     def current(self) -> PolicyEngine:
