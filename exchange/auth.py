@@ -99,14 +99,18 @@ def decide(
     resource: Resource,
     action: str,
     purpose: str = "",
+    *,
+    logged_as: str | None = None,
 ) -> Decision:
-    """The decision, if allowed; a logged denial (AccessDenied) otherwise."""
+    """The decision, if allowed; a logged denial (AccessDenied) otherwise.
+
+    A denial is logged under `logged_as` when given (the route's own action name),
+    else the action ("read") or, for the exchange's parts, "audit.read"."""
     decision = engine(request).decide(caller.subject, resource, action, purpose)
     if not decision.allowed:
         product = resource.name if resource.is_product else None
-        # "audit.read", "identity.manage": what was refused, findable by action.
         system = resource.name.removeprefix("system:")
-        label = action if resource.is_product else f"{system}.{action}"
+        label = logged_as or (action if resource.is_product else f"{system}.{action}")
         log_refusal(
             session,
             request,

@@ -6,6 +6,7 @@ under `./var`. Production sets `EXCHANGE_DATABASE_URL` to PostgreSQL.
 
 from functools import cached_property
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -52,6 +53,10 @@ class Settings(BaseSettings):
     access_request_due_working_days: int = Field(
         default=5, ge=1, le=60, description="A steward's reply is due this many working days on."
     )
+    working_days_zone: str = Field(
+        default="Asia/Shanghai",
+        description="The time zone whose Monday to Friday count as working days for due dates.",
+    )
     policy_poll_seconds: float = Field(
         default=0.25,
         gt=0,
@@ -68,6 +73,15 @@ class Settings(BaseSettings):
     def _refuse_placeholder(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and value.get_secret_value().strip().lower() in _PLACEHOLDER_SECRETS:
             raise ValueError("a placeholder passphrase protects nothing; set a real one")
+        return value
+
+    @field_validator("working_days_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone such as Asia/Shanghai") from None
         return value
 
     @cached_property

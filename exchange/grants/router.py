@@ -25,7 +25,7 @@ from exchange.auth import (
 from exchange.catalog import service as catalog
 from exchange.catalog.service import Described
 from exchange.db import SessionDep
-from exchange.errors import BadRequest, Conflict, FieldError, NotFound
+from exchange.errors import BadRequest, Conflict, FieldError, NotFound, ValidationFailed
 from exchange.grants import service
 from exchange.grants.models import AccessRequest, Grant
 from exchange.grants.service import AccessRequestCreate, Approval, Refusal
@@ -170,8 +170,8 @@ def _requestable(
                 "requests are for regulated products; read it directly if the policy allows"
             )
         if errors := data.scope.problems(described):
-            raise BadRequest("the scope does not fit the product", errors=errors)
-    except (BadRequest, Conflict, NotFound) as error:
+            raise ValidationFailed("the scope does not fit the product", errors=errors)
+    except (BadRequest, Conflict, NotFound, ValidationFailed) as error:
         log_refusal(
             session,
             request,
@@ -191,13 +191,22 @@ def create_request(
 ) -> AccessRequestPublic:
     """Ask for access to a regulated product for one purpose; a steward decides."""
     described = _requestable(session, request, caller, data)
-    decision = decide(session, request, caller, described.resource, "request_access", data.purpose)
+    decision = decide(
+        session,
+        request,
+        caller,
+        described.resource,
+        "request_access",
+        data.purpose,
+        logged_as="access_request.create",
+    )
+    settings = request.app.state.settings
     row = service.create_request(
         session,
         caller.client_id,
         caller.organization,
         data,
-        request.app.state.settings.access_request_due_working_days,
+        (settings.access_request_due_working_days, settings.working_days_zone),
     )
     record(
         session,

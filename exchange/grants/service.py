@@ -6,8 +6,9 @@ worker needs telling and no job needs running for a change to take effect.
 Services only flush; the route's session commits with the audit entry.
 """
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field
 from sqlalchemy import and_, case, or_, select, update
@@ -76,15 +77,16 @@ class Refusal(BaseModel):
     reason: str = Field(min_length=3, max_length=2000)
 
 
-def working_days_after(start: datetime, days: int) -> datetime:
-    """`days` working days (Monday to Friday) after `start`, at the same time of day."""
-    moment = start
+def working_days_after(start: datetime, days: int, zone: str) -> datetime:
+    """`days` working days (Monday to Friday in `zone`, where the stewards work)
+    after `start`, at the same local time of day; in UTC."""
+    moment = start.astimezone(ZoneInfo(zone))
     left = days
     while left > 0:
         moment += timedelta(days=1)
         if moment.weekday() < 5:
             left -= 1
-    return moment
+    return moment.astimezone(UTC)
 
 
 def _in_force(now: datetime) -> Any:
@@ -106,8 +108,13 @@ def active(session: Session, organization: str, product: str) -> dict[str, Grant
 
 
 def create_request(
-    session: Session, requester: str, organization: str, data: AccessRequestCreate, due_days: int
+    session: Session,
+    requester: str,
+    organization: str,
+    data: AccessRequestCreate,
+    due: tuple[int, str],
 ) -> AccessRequest:
+    """A pending request, due `due[0]` working days later in the zone `due[1]`."""
     pending = session.scalar(
         select(AccessRequest.id).where(
             AccessRequest.organization == organization,
@@ -131,7 +138,7 @@ def create_request(
         requested_days=data.days,
         scope=data.scope.model_dump(exclude_defaults=True),
         created_at=now,
-        due_at=working_days_after(now, due_days),
+        due_at=working_days_after(now, *due),
     )
     session.add(row)
     session.flush()

@@ -74,21 +74,32 @@ class _Context:
     described: Described
 
 
+class _Missing(NotFound):
+    """The case names an organisation or product that does not exist (`field` says which)."""
+
+    def __init__(self, detail: str, field: str) -> None:
+        super().__init__(detail)
+        self.field = field
+
+
 def _context(session: Session, case: PolicyCase) -> _Context:
     kind = session.scalar(select(Organization.kind).where(Organization.slug == case.organization))
     if kind is None:
-        raise NotFound(f"no organisation {case.organization!r}")
+        raise _Missing(f"no organisation {case.organization!r}", "organization")
     subject = Subject(CASE_PRINCIPAL, case.organization, kind, frozenset(case.roles))
-    return _Context(subject, catalog.describe(session, case.product))
+    try:
+        return _Context(subject, catalog.describe(session, case.product))
+    except NotFound as error:
+        raise _Missing(error.detail, "product") from None
 
 
 def check_references(session: Session, case: PolicyCase) -> None:
     """ValidationFailed naming the field, unless the organisation, product and fields exist."""
     try:
         context = _context(session, case)
-    except NotFound as error:
-        field = "organization" if "organisation" in error.detail else "product"
-        raise ValidationFailed(error.detail, errors=[FieldError(error.detail, field)]) from None
+    except _Missing as missing:
+        error = FieldError(missing.detail, missing.field)
+        raise ValidationFailed(missing.detail, errors=[error]) from None
     names = {spec.name for spec in context.described.definition.fields}
     errors = [
         FieldError(f"{context.described.product.slug} has no field {name!r}", "never_raw", i)

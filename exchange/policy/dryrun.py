@@ -296,7 +296,7 @@ def replay(
         )
         decision = proposed.decide(subject, resource, action, entry.purpose or "")
         replayed += 1
-        was_allowed = entry.decision == "allow"
+        was_allowed = _allowed_by_policy(entry)
         if was_allowed == decision.allowed and (not was_allowed or entry.view == decision.view):
             unchanged += 1
             continue
@@ -321,6 +321,13 @@ def replay(
             key=lambda g: -g.requests,
         ),
     )
+
+
+def _allowed_by_policy(entry: AuditEntry) -> bool:
+    """What the policy answered then. A refusal that carries a view was allowed by
+    the policy and refused for another reason (a publish batch that failed
+    validation): the policy's answer was yes."""
+    return entry.decision == "allow" or entry.view is not None
 
 
 def _replay_group(key: tuple[Any, ...], group: _Group) -> ReplayGroup:

@@ -13,15 +13,17 @@ and the audit entry.
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from exchange.errors import Conflict, FieldError, ValidationFailed
+from exchange.identity.models import Organization, Principal
 from exchange.policy import cases, store
 from exchange.policy.cases import Failure
 from exchange.policy.live import notify_change
 from exchange.policy.models import PolicyVersion
 from exchange.policy.references import Known, reference_errors
-from policies import PolicyEngine, PolicyError, PolicyLine, parse_lines
+from policies import PolicyEngine, PolicyError, PolicyLine, Resource, Subject, parse_lines
 from policies.lines import difference
 from policies.reference import check_loads
 
@@ -83,6 +85,21 @@ def base_under_lock(session: Session, live: PolicyEngine, expected: int | None) 
     return store.caught_up(session, live)
 
 
+def _someone_still_governs(session: Session, engine: PolicyEngine) -> bool:
+    """Whether some active principal may still `manage` the policy under `engine`
+    (a change that locks every steward out could only be undone in the database)."""
+    rows = session.execute(
+        select(Principal.client_id, Principal.roles, Organization.slug, Organization.kind)
+        .join(Organization, Organization.id == Principal.organization_id)
+        .where(Principal.active.is_(True))
+    )
+    policy = Resource.system("policy")
+    return any(
+        engine.decide(Subject(client, org, kind, frozenset(roles)), policy, "manage").allowed
+        for client, roles, org, kind in rows
+    )
+
+
 @dataclass(frozen=True)
 class Applied:
     version: PolicyVersion
@@ -104,6 +121,11 @@ def apply(
     Raises Conflict if nothing changes, TestsFail if tests break without `override`."""
     if not proposal.added and not proposal.removed:
         raise Conflict("the policy in force already has exactly these lines")
+    if not _someone_still_governs(session, proposal.engine):
+        raise Conflict(
+            "after this change no active principal could change the policy again; "
+            "keep a line that lets stewards manage system:policy"
+        )
     failures = cases.failures(session, proposal.engine)
     if failures and override is None:
         raise TestsFail(

@@ -191,13 +191,14 @@ def _shown(row: Record, treatment_of: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def _filter_problem(access: ProductAccess, name: str, spec: Any, value: str) -> str | None:
+def _filter_problem(treatment_of: dict[str, str], name: str, spec: Any, value: str) -> str | None:
     if spec is None:
         return "expected field=value with a field of this product"
     if spec.type not in _FILTERABLE:
         return f"{spec.type} fields cannot be filtered on"
-    if spec.sensitivity != Sensitivity.none and access.decision.view != "raw":
-        return f"{name} is {spec.sensitivity}; filtering on it needs the raw view"
+    if treatment_of.get(name) != "raw":
+        shown = treatment_of.get(name, "withheld")
+        return f"{name} is {spec.sensitivity}, shown {shown}; filtering on it needs the raw view"
     if spec.type == FieldType.integer and not (
         _INTEGER.fullmatch(value) and -(2**63) <= int(value) < 2**63
     ):
@@ -208,15 +209,17 @@ def _filter_problem(access: ProductAccess, name: str, spec: Any, value: str) -> 
 
 
 def _filter_clauses(access: ProductAccess, filters: list[str]) -> list[Any]:
-    """`field=value` conditions on plain fields. Filtering on a protected field
-    would let a consumer probe values it may not see, so it needs the raw view.
-    Raises BadRequest naming the filter's position."""
+    """`field=value` conditions on fields the caller sees raw. Filtering on a field
+    it sees masked, generalised or not at all (a sensitive field in a protected
+    view, a field outside its grant's scope) would let it probe values it may not
+    see. Raises BadRequest naming the filter's position."""
     specs = {spec.name: spec for spec in access.described.definition.fields}
+    treatment_of = _treatments(access)
     clauses = []
     for position, text in enumerate(filters):
         name, _, value = text.partition("=")
         spec = specs.get(name) if "=" in text else None
-        if problem := _filter_problem(access, name, spec, value):
+        if problem := _filter_problem(treatment_of, name, spec, value):
             raise BadRequest(
                 "a filter cannot be applied", errors=[FieldError(problem, "filter", position)]
             )
@@ -229,6 +232,17 @@ def _filter_clauses(access: ProductAccess, filters: list[str]) -> list[Any]:
         else:
             clauses.append(element.as_string() == value)
     return clauses
+
+
+def _time_window_allowed(access: ProductAccess) -> None:
+    """A time window filters on the product's time field, so it needs that field raw."""
+    time_field = access.described.definition.time_field
+    shown = _treatments(access).get(time_field or "", "withheld")
+    if time_field is not None and shown != "raw":
+        raise BadRequest(
+            "a time window cannot be applied",
+            errors=[FieldError(f"{time_field} is shown {shown}; the window needs it raw", "from")],
+        )
 
 
 def read_page(
@@ -252,6 +266,8 @@ def read_page(
     )
     if after is not None:
         query = query.where(Record.seq > after)
+    if since is not None or until is not None:
+        _time_window_allowed(access)
     if since is not None:
         query = query.where(Record.event_time >= since)
     if until is not None:
