@@ -17,6 +17,7 @@ from exchange.auditing.trail import Origin, record
 from exchange.db import make_engine
 from exchange.identity import service as identity
 from exchange.identity.models import OrganizationCreate, OrgKind, PrincipalCreate, Role
+from exchange.main import create_app
 from exchange.migrate import upgrade
 from exchange.settings import Settings
 
@@ -61,6 +62,10 @@ def serve(
     settings = Settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.resolved_database_url)
+    if workers > 1:
+        # Each worker creates missing keys on start; create them once here, so that
+        # workers starting together cannot race to write the same key file.
+        create_app(settings)
     uvicorn.run(
         "exchange.main:create_app",
         factory=True,
