@@ -5,6 +5,7 @@
     │   └── PurposeRequired       400 purpose_required
     ├── Unauthorized              401 unauthorized
     ├── AccessDenied              403 access_denied (the decision's reason and hint)
+    │   └── BudgetExhausted       403 privacy_budget_exhausted (remaining epsilon)
     ├── NotFound                  404 not_found
     ├── Conflict                  409 conflict
     ├── PayloadTooLarge           413 payload_too_large
@@ -81,6 +82,10 @@ class Unauthorized(ExchangeError):
 
 class AccessDenied(ExchangeError):
     status, code, title = 403, "access_denied", "Access denied"
+
+
+class BudgetExhausted(AccessDenied):
+    code, title = "privacy_budget_exhausted", "Privacy budget exhausted"
 
 
 class NotFound(ExchangeError):

@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request, Response
 from sqlalchemy import select, text
 
 from audit.store import AuditHead
+from exchange.aggregates.router import router as aggregates_router
 from exchange.auditing.checkpoints import PeriodicSigner, Signer
 from exchange.auditing.router import router as audit_router
 from exchange.auditing.subjects import SubjectIndex
@@ -22,6 +23,8 @@ from exchange.keys import load_or_create_key, load_or_create_secret
 from exchange.policy.decisions import router as decisions_router
 from exchange.policy.live import LivePolicy
 from exchange.policy.router import router as policy_router
+from exchange.privacy.pseudonyms import PseudonymKeys
+from exchange.records.reidentify import router as reidentify_router
 from exchange.records.router import router as records_router
 from exchange.settings import Settings
 from exchange.tokens import TokenService
@@ -81,6 +84,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.policy = policy
     app.state.signer = signer
     app.state.subjects = SubjectIndex(load_or_create_secret(settings.resolved_subject_key_path))
+    app.state.pseudonyms = PseudonymKeys(
+        load_or_create_secret(settings.resolved_pseudonym_key_path)
+    )
 
     @app.middleware("http")
     async def request_id(
@@ -96,6 +102,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(identity_router)
     app.include_router(catalog_router)
     app.include_router(records_router)
+    app.include_router(reidentify_router)
+    app.include_router(aggregates_router)
     app.include_router(audit_router)
     app.include_router(usage_router)
     app.include_router(policy_router)

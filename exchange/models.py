@@ -1,6 +1,7 @@
 """Every table, imported in one place so metadata and migrations see them all."""
 
 from audit.store import AuditEntry, AuditHead
+from exchange.aggregates.models import PrivacyBudget
 from exchange.catalog.models import Product, ProductVersion
 from exchange.grants.models import AccessRequest, Grant
 from exchange.identity.models import Organization, Principal
@@ -18,6 +19,7 @@ __all__ = [
     "PolicyTest",
     "PolicyVersion",
     "Principal",
+    "PrivacyBudget",
     "Product",
     "ProductVersion",
     "Record",

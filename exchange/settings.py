@@ -64,6 +64,21 @@ class Settings(BaseSettings):
         description="How often a worker checks for a new policy version (PostgreSQL also "
         "hears NOTIFY at once).",
     )
+    aggregate_min_group: int = Field(
+        default=10, ge=2, description="Groups whose noisy count is below this are not published."
+    )
+    aggregate_delta: float = Field(
+        default=1e-6,
+        gt=0,
+        lt=0.01,
+        description="Chance a group of one subject is published anyway (the δ of (ε, δ)-DP).",
+    )
+    aggregate_contribution_cap: int = Field(
+        default=5, ge=1, le=100, description="Records one subject may count for in a query."
+    )
+    privacy_budget_epsilon: float = Field(
+        default=10.0, gt=0, description="Epsilon each organisation may spend per product per month."
+    )
     max_batch_records: int = Field(default=50_000, ge=1)
     max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     page_limit_max: int = Field(default=1000, ge=1)
@@ -93,6 +108,11 @@ class Settings(BaseSettings):
     @cached_property
     def resolved_subject_key_path(self) -> Path:
         return self.data_dir / "keys" / "subject-index.key"
+
+    @cached_property
+    def resolved_pseudonym_key_path(self) -> Path:
+        """The master secret every consumer's pseudonym key is derived from."""
+        return self.data_dir / "keys" / "pseudonym-master.key"
 
     @cached_property
     def resolved_checkpoint_key_path(self) -> Path:

@@ -16,9 +16,17 @@ ANY_VIEW = "*"
 # When several allow lines match, the most protective of their views wins.
 VIEWS_MOST_PROTECTIVE_FIRST = ("protected", "raw")
 # In a protected view, each sensitivity gets the most protective treatment that a
-# matching p2 line grants; with no such line, its fields are withheld.
+# matching p2 line grants; with no such line, its fields are withheld. A keyed
+# pseudonym reveals nothing of the value (only that two records share it, for one
+# consumer in one epoch); a masked plate reveals its region and first character.
 SENSITIVITIES = ("personal", "location", "sensitive", "image")
-TREATMENTS_MOST_PROTECTIVE_FIRST = ("withheld", "generalized", "masked", "raw")
+TREATMENTS_MOST_PROTECTIVE_FIRST = ("withheld", "generalized", "pseudonymized", "masked", "raw")
+TREATMENTS_FOR = {
+    "personal": ("withheld", "pseudonymized", "masked", "raw"),
+    "sensitive": ("withheld", "pseudonymized", "masked", "raw"),
+    "location": ("withheld", "generalized", "raw"),
+    "image": ("withheld", "raw"),
+}
 UNSHAPED = "withheld"
 
 

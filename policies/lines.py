@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from policies.decision import (
     NO_VIEW,
     SENSITIVITIES,
-    TREATMENTS_MOST_PROTECTIVE_FIRST,
+    TREATMENTS_FOR,
     VIEWS_MOST_PROTECTIVE_FIRST,
     PolicyError,
 )
@@ -42,9 +42,9 @@ def _check(values: PolicyLine) -> str | None:
     sensitivity, treatment = values[4], values[5]
     if sensitivity not in SENSITIVITIES:
         return f"sensitivity must be one of {', '.join(SENSITIVITIES)}, not {sensitivity!r}"
-    if treatment not in TREATMENTS_MOST_PROTECTIVE_FIRST:
-        known = ", ".join(TREATMENTS_MOST_PROTECTIVE_FIRST)
-        return f"treatment must be one of {known}, not {treatment!r}"
+    if treatment not in TREATMENTS_FOR[sensitivity]:
+        known = ", ".join(TREATMENTS_FOR[sensitivity])
+        return f"a {sensitivity} field's treatment is one of {known}, not {treatment!r}"
     return None
 
 

@@ -10,6 +10,7 @@ from fastapi.routing import APIRoute
 
 from tests.conftest import Exchange
 from tests.products import capture, captures_product
+from tests.pseudonyms import pseudonym_for
 
 PROBLEM_JSON = "application/problem+json"
 TIERS = ("government_only", "open", "regulated")
@@ -64,11 +65,18 @@ MATRIX: dict[tuple[str, str], tuple[str | None, ...]] = {
 }
 
 
-def _shape_problems(tier: str, view: str, body: dict[str, Any]) -> list[str]:
-    """What is wrong with an allowed page's records for its view."""
+def _shape_problems(
+    exchange: Exchange, tier: str, party: str, view: str, body: dict[str, Any]
+) -> list[str]:
+    """What is wrong with an allowed page's records for its view: raw as published, or
+    protected (the reader's own pseudonym for the plate, an H3 cell, nothing withheld)."""
     published = {r["id"]: r for r in records_of(tier)}
     records = body["records"]
+    organization = exchange.parties[party].organization
     problems = []
+    label = "raw" if view == "raw" else "deidentified"
+    if body["label"] != label:
+        problems.append(f"label {body['label']}, want {label}")
     if sorted(r["id"] for r in records) != sorted(published):
         problems.append(f"records {[r['id'] for r in records]}")
     for shown in records:
@@ -77,10 +85,17 @@ def _shape_problems(tier: str, view: str, body: dict[str, Any]) -> list[str]:
             if shown.get("plate") != original.get("plate") or "photo" not in shown:
                 problems.append(f"raw record not as published: {shown}")
         elif (
-            shown.get("plate") != PLATE_REGION[tier] + "****"
+            shown.get("plate")
+            != pseudonym_for(
+                exchange.settings,
+                organization,
+                SLUG[tier],
+                original.get("plate"),
+                body["pseudonyms_until"],
+            )
             or "photo" in shown
             or "driver_note" in shown
-            or "cell" not in shown.get("location", {})
+            or not shown.get("location", {}).get("cell", "").startswith("h3:")
         ):
             problems.append(f"protected record not protected: {shown}")
     return problems
@@ -107,7 +122,8 @@ def test_read_matrix(exchange: Exchange, tier: str) -> None:
             body = response.json()
             if body["view"] != view or body["purpose"] != purpose:
                 mismatches.append(f"{cell}: want view {view}, got {body['view']}")
-            mismatches += [f"{cell}: {problem}" for problem in _shape_problems(tier, view, body)]
+            problems = _shape_problems(exchange, tier, party, view, body)
+            mismatches += [f"{cell}: {problem}" for problem in problems]
     assert mismatches == []
 
 

@@ -2,6 +2,7 @@
 
 from tests.conftest import Exchange
 from tests.products import capture, captures_product
+from tests.pseudonyms import PSEUDONYM, pseudonym_for
 
 
 def test_police_raw_mapco_protected_commercial_denied_auditor_sees_all(exchange: Exchange) -> None:
@@ -21,10 +22,19 @@ def test_police_raw_mapco_protected_commercial_denied_auditor_sees_all(exchange:
         "mapco", "/v1/products/violation-captures/records", params={"purpose": "navigation_safety"}
     )
     assert mapco.status_code == 200
-    first = mapco.json()["records"][0]
-    assert first["plate"] == "粤A·1****"
+    page = mapco.json()
+    first = page["records"][0]
+    assert (page["fields"]["plate"], page["label"]) == ("pseudonymized", "deidentified")
+    assert PSEUDONYM.fullmatch(first["plate"])
+    assert first["plate"] == pseudonym_for(
+        exchange.settings,
+        "lingnan-maps",
+        "violation-captures",
+        "粤A·10001",
+        page["pseudonyms_until"],
+    )
     assert "photo" not in first
-    assert first["location"]["cell"].startswith("grid")
+    assert first["location"]["cell"].startswith("h3:")
 
     denied = exchange.get(
         "mapco", "/v1/products/violation-captures/records", params={"purpose": "commercial"}

@@ -92,5 +92,7 @@ def product_access(action: str, *, purpose_required: bool):
 
 
 ReadAccess = Annotated[ProductAccess, product_access("read", purpose_required=True)]
+AggregateAccess = Annotated[ProductAccess, product_access("aggregate", purpose_required=True)]
+ReidentifyAccess = Annotated[ProductAccess, product_access("reidentify", purpose_required=True)]
 PublishAccess = Annotated[ProductAccess, product_access("publish", purpose_required=False)]
 UpdateAccess = Annotated[ProductAccess, product_access("update", purpose_required=False)]

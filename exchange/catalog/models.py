@@ -88,6 +88,20 @@ class Definition(SQLModel):
     time_field: str | None = Field(
         default=None, description="The timestamp field time-range reads use; default: the first."
     )
+    pseudonym_epoch_days: int = Field(
+        default=30,
+        ge=1,
+        le=366,
+        description="A consumer's pseudonyms stay the same this long, then all change, "
+        "so nobody can follow one plate for longer.",
+    )
+    grid_resolution: int = Field(
+        default=8,
+        ge=4,
+        le=10,
+        description="H3 resolution of generalised locations (7 ≈ 5 km², 8 ≈ 0.7 km², "
+        "9 ≈ 0.1 km² cells).",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -134,6 +148,8 @@ class ProductUpdate(SQLModel):
     fields: list[FieldSpec] | None = None
     time_field: str | None = None
     subject_field: str | None = None
+    pseudonym_epoch_days: int | None = None
+    grid_resolution: int | None = None
 
 
 class Product(SQLModel, table=True):

@@ -18,6 +18,7 @@ from exchange.catalog.models import FieldType, Sensitivity
 from exchange.catalog.service import Described
 from exchange.errors import Conflict, FieldError, NotFound, ValidationFailed
 from exchange.grants.models import AccessRequest, Grant
+from exchange.records.models import Record
 from exchange.timeutil import as_utc, utcnow
 
 MAX_DAYS = 366
@@ -258,10 +259,19 @@ def consume(session: Session, grant: Grant, records: int) -> None:
 
 def within_scope(treatment_of: dict[str, str], grant: Grant | None) -> dict[str, str]:
     """Under a grant limited to some fields, every other field withheld."""
+    return {name: t if visible(grant, name) else "withheld" for name, t in treatment_of.items()}
+
+
+def scope_clauses(grant: Grant | None) -> list[Any]:
+    """Under a grant limited to some values of a field (districts), only those records."""
+    where = grant.scope.get("where", {}) if grant is not None else {}
+    return [Record.content[name].as_string().in_(values) for name, values in where.items()]
+
+
+def visible(grant: Grant | None, field: str) -> bool:
+    """Whether a grant's scope lets the field be shown (or used to select or group)."""
     scoped = grant.scope.get("fields") if grant is not None else None
-    if scoped is None:
-        return treatment_of
-    return {name: t if name in scoped else "withheld" for name, t in treatment_of.items()}
+    return scoped is None or field in scoped
 
 
 def remaining(grant: Grant) -> int | None:

@@ -20,12 +20,11 @@ from exchange.catalog.service import Described
 from exchange.errors import FieldError, NotFound, ValidationFailed
 from exchange.identity.models import Organization, Role
 from exchange.policy.models import PolicyTest
-from exchange.policy.references import ACTIONS
+from exchange.policy.references import ACTIONS, PURPOSEFUL_ACTIONS
 from exchange.privacy import views
 from policies import Decision, PolicyEngine, Subject
 
 CASE_PRINCIPAL = "policy-test"
-PURPOSEFUL = ("read", "request_access")
 
 
 class PolicyCase(BaseModel):
@@ -124,7 +123,7 @@ def _outcome(
 
 def _failures_of(engine: PolicyEngine, case: PolicyCase, context: _Context) -> list[Failure]:
     described = context.described
-    if case.action not in PURPOSEFUL:
+    if case.action not in PURPOSEFUL_ACTIONS:
         purposes = [""]
     elif case.purpose == "*":
         purposes = sorted(described.definition.purposes)

@@ -29,19 +29,19 @@ from exchange.errors import NotFound
 from exchange.grants.models import Grant
 from exchange.grants.service import active
 from exchange.identity.models import Organization, Principal
-from exchange.policy.references import SYSTEMS
+from exchange.policy.references import PRODUCT_ACTIONS, PURPOSEFUL_ACTIONS, SYSTEMS
 from exchange.timeutil import as_utc, to_rfc3339
 from policies import Decision, PolicyEngine, Resource, Subject
 
-PRODUCT_ACTIONS = ("discover", "read", "publish", "update", "request_access")
 SYSTEM_ACTIONS = ("read", "register", "manage")
-PURPOSEFUL = ("read", "request_access")
 # Audit actions replayed, and the policy action each was decided as.
 REPLAYED = {
     "read": "read",
     "publish": "publish",
     "update": "update",
     "access_request.create": "request_access",
+    "aggregate": "aggregate",
+    "reidentify": "reidentify",
 }
 FLIPS_SHOWN = 1000
 SAMPLES = 5
@@ -156,7 +156,7 @@ def matrix(session: Session, before: PolicyEngine, after: PolicyEngine) -> Matri
                 held_by[key] = frozenset(active(session, *key))
             resource = replace(described.resource, granted=held_by[key])
             for action in PRODUCT_ACTIONS:
-                for purpose in purposes if action in PURPOSEFUL else [""]:
+                for purpose in purposes if action in PURPOSEFUL_ACTIONS else [""]:
                     requests.append((subject, resource, action, purpose))
         for system in SYSTEMS:
             for action in SYSTEM_ACTIONS:
@@ -332,9 +332,13 @@ def _allowed_by_policy(entry: AuditEntry) -> bool:
 
 def _replay_group(key: tuple[Any, ...], group: _Group) -> ReplayGroup:
     organization, actor, product, action, purpose, recorded, proposed = key
-    verb = {"read": "reads", "publish": "publishes", "update": "updates"}.get(
-        action, "access requests"
-    )
+    verb = {
+        "read": "reads",
+        "publish": "publishes",
+        "update": "updates",
+        "aggregate": "aggregate queries",
+        "reidentify": "re-identifications",
+    }.get(action, "access requests")
     change = "would have been denied" if proposed == "denied" else f"would have been {proposed}"
     summary = (
         f"{group.requests} {verb} of {product} by {actor} ({organization})"

@@ -17,7 +17,20 @@ from exchange.errors import FieldError
 from exchange.identity.models import Organization, OrgKind, Principal, Role
 from policies import PolicyLine, format_line
 
-ACTIONS = ("discover", "read", "publish", "update", "register", "manage", "request_access")
+ACTIONS = (
+    "discover",
+    "read",
+    "publish",
+    "update",
+    "register",
+    "manage",
+    "request_access",
+    "reidentify",
+    "aggregate",
+)
+# Actions on a product that state a purpose; the others take none.
+PURPOSEFUL_ACTIONS = ("read", "request_access", "aggregate", "reidentify")
+PRODUCT_ACTIONS = ("discover", "publish", "update", *PURPOSEFUL_ACTIONS)
 SYSTEMS = ("identity", "catalog", "audit", "usage", "policy", "grants")
 PURPOSE_PATTERNS = ("*", "@declared", "@granted")
 

@@ -14,7 +14,7 @@ from exchange.errors import Conflict, NotFound, ValidationFailed, render
 from exchange.pagination import decode_cursor, encode_cursor
 from exchange.records import service
 from exchange.records.body import NDJSON, read_batch
-from exchange.timeutil import query_time
+from exchange.timeutil import query_time, to_rfc3339
 
 router = APIRouter(prefix="/v1/products/{product}/records", tags=["records"])
 
@@ -27,24 +27,41 @@ class PublishOutcome(BaseModel):
     last_seq: int | None
 
 
-class RecordPage(BaseModel):
+class Shaped(BaseModel):
+    """How a read's records were shaped, and under what."""
+
     product: str
     version: int
     purpose: str
     view: str
-    fields: dict[str, str]
+    label: str = Field(description="raw, or deidentified if any field was not left as stored.")
+    fields: dict[str, str] = Field(description="Per field, the treatment applied.")
+    pseudonyms_until: str | None = Field(
+        description="When this consumer's pseudonyms for the product change (end of the epoch)."
+    )
     grant: int | None = Field(description="The grant this read was allowed under, if any.")
+
+    @classmethod
+    def fields_of(cls, access: ReadAccess, page: service.Page) -> dict[str, Any]:
+        until = page.pseudonyms_until
+        return {
+            "product": access.described.product.slug,
+            "version": access.described.version,
+            "purpose": access.purpose,
+            "view": page.view,
+            "label": page.label,
+            "fields": page.treatments,
+            "pseudonyms_until": to_rfc3339(until) if until else None,
+            "grant": access.grant.id if access.grant else None,
+        }
+
+
+class RecordPage(Shaped):
     records: list[dict[str, Any]]
     next_cursor: str | None
 
 
-class OneRecord(BaseModel):
-    product: str
-    version: int
-    purpose: str
-    view: str
-    fields: dict[str, str]
-    grant: int | None
+class OneRecord(Shaped):
     record: dict[str, Any]
 
 
@@ -111,7 +128,9 @@ def read(
     next_cursor = encode_cursor(page.next_after) if page.next_after is not None else None
     if NDJSON in request.headers.get("accept", ""):
         body = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in page.records)
-        headers = {"Exchange-View": page.view}
+        headers = {"Exchange-View": page.view, "Exchange-Label": page.label}
+        if page.pseudonyms_until is not None:
+            headers["Exchange-Pseudonyms-Until"] = to_rfc3339(page.pseudonyms_until)
         if access.grant is not None:
             headers["Exchange-Grant"] = str(access.grant.id)
         if next_cursor:
@@ -119,14 +138,7 @@ def read(
         return Response(body, media_type=NDJSON, headers=headers)
     return JSONResponse(
         RecordPage(
-            product=access.described.product.slug,
-            version=access.described.version,
-            purpose=access.purpose,
-            view=page.view,
-            fields=page.treatments,
-            grant=access.grant.id if access.grant else None,
-            records=page.records,
-            next_cursor=next_cursor,
+            **Shaped.fields_of(access, page), records=page.records, next_cursor=next_cursor
         ).model_dump()
     )
 
@@ -140,13 +152,5 @@ def read_one(request: Request, session: SessionDep, access: ReadAccess, record_i
             request, NotFound(f"no record {record_id!r} in {access.described.product.slug}")
         )
     return JSONResponse(
-        OneRecord(
-            product=access.described.product.slug,
-            version=access.described.version,
-            purpose=access.purpose,
-            view=page.view,
-            fields=page.treatments,
-            grant=access.grant.id if access.grant else None,
-            record=page.records[0],
-        ).model_dump()
+        OneRecord(**Shaped.fields_of(access, page), record=page.records[0]).model_dump()
     )

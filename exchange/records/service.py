@@ -20,6 +20,7 @@ from exchange.catalog.models import FieldType, Product, Sensitivity
 from exchange.errors import BadRequest, Conflict, FieldError, ValidationFailed
 from exchange.grants import service as grants
 from exchange.privacy import views
+from exchange.privacy.pseudonyms import Epoch
 from exchange.records import validation
 from exchange.records.models import Record
 from exchange.timeutil import to_rfc3339, utcnow
@@ -180,15 +181,50 @@ class Page:
     treatments: dict[str, str]
     records: list[dict[str, Any]]
     next_after: int | None
+    pseudonyms_until: datetime | None = None
+
+    @property
+    def label(self) -> str:
+        return views.label(self.treatments)
 
 
-def _shown(row: Record, treatment_of: dict[str, str]) -> dict[str, Any]:
-    return {
-        "id": row.record_id,
-        "seq": row.seq,
-        "published_at": to_rfc3339(row.published_at),
-        **views.apply(treatment_of, row.content),
-    }
+@dataclass(frozen=True)
+class _Shaper:
+    """One read's view: which treatment per field, and what the treatments need."""
+
+    treatment_of: dict[str, str]
+    shaping: views.Shaping
+    pseudonyms_until: datetime | None
+
+    @classmethod
+    def of(cls, request: Request, access: ProductAccess) -> "_Shaper":
+        """Pseudonyms in the caller organisation's own domain for this product and epoch."""
+        treatment_of = _treatments(access)
+        definition = access.described.definition
+        if "pseudonymized" not in treatment_of.values():
+            return cls(treatment_of, views.Shaping(None, definition.grid_resolution), None)
+        epoch = Epoch.at(utcnow(), definition.pseudonym_epoch_days)
+        domain = request.app.state.pseudonyms.domain(
+            access.caller.organization, access.described.product.slug, epoch
+        )
+        return cls(treatment_of, views.Shaping(domain, definition.grid_resolution), epoch.end)
+
+    def page(self, access: ProductAccess, rows: list[Record], next_after: int | None) -> Page:
+        return Page(
+            view=access.decision.view,
+            treatments=self.treatment_of,
+            records=[self._shown(row) for row in rows],
+            next_after=next_after,
+            pseudonyms_until=self.pseudonyms_until,
+        )
+
+    def _shown(self, row: Record) -> dict[str, Any]:
+        return {
+            "id": row.record_id,
+            "seq": row.seq,
+            "published_at": to_rfc3339(row.published_at),
+            **views.apply(self.treatment_of, row.content, self.shaping),
+        }
 
 
 def _filter_problem(treatment_of: dict[str, str], name: str, spec: Any, value: str) -> str | None:
@@ -274,18 +310,12 @@ def read_page(
         query = query.where(Record.event_time < until)
     for clause in _filter_clauses(access, filters):
         query = query.where(clause)
-    for clause in _scope_clauses(access):
+    for clause in grants.scope_clauses(access.grant):
         query = query.where(clause)
     rows = list(session.scalars(query))
     more = len(rows) > limit
     rows = rows[:limit]
-    treatment_of = _treatments(access)
-    page = Page(
-        view=access.decision.view,
-        treatments=treatment_of,
-        records=[_shown(row, treatment_of) for row in rows],
-        next_after=rows[-1].seq if more and rows else None,
-    )
+    page = _Shaper.of(request, access).page(access, rows, rows[-1].seq if more and rows else None)
     details = {
         "filters": _logged_filters(request, access, filters),
         "from": since and to_rfc3339(since),
@@ -303,13 +333,12 @@ def read_one(
         select(Record).where(
             Record.product_id == access.described.product.id,
             Record.record_id == record_id,
-            *_scope_clauses(access),
+            *grants.scope_clauses(access.grant),
         )
     )
-    treatment_of = _treatments(access)
-    records = [_shown(row, treatment_of)] if row else []
-    _audit_read(session, request, access, [row] if row else [], {"id": record_id})
-    return Page(access.decision.view, treatment_of, records, None), row is not None
+    rows = [row] if row else []
+    _audit_read(session, request, access, rows, {"id": record_id})
+    return _Shaper.of(request, access).page(access, rows, None), row is not None
 
 
 def _treatments(access: ProductAccess) -> dict[str, str]:
@@ -318,12 +347,6 @@ def _treatments(access: ProductAccess) -> dict[str, str]:
     fields = access.described.definition.fields
     treatment_of = views.treatments(access.decision.view, fields, access.decision.treatments)
     return grants.within_scope(treatment_of, access.grant)
-
-
-def _scope_clauses(access: ProductAccess) -> list[Any]:
-    """Under a grant limited to some values of a field (districts), only those records."""
-    where = access.grant.scope.get("where", {}) if access.grant else {}
-    return [Record.content[name].as_string().in_(values) for name, values in where.items()]
 
 
 def _logged_filters(request: Request, access: ProductAccess, filters: list[str]) -> list[str]:

@@ -38,6 +38,7 @@ def test_register_makes_version_one_owned_by_the_callers_organisation(exchange: 
     assert body["purposes"] == sorted(captures_product()["purposes"])
     assert [f["name"] for f in body["fields"]] == [f["name"] for f in captures_product()["fields"]]
     assert {f["name"]: f["sensitivity"] for f in body["fields"]}["location"] == "location"
+    assert (body["pseudonym_epoch_days"], body["grid_resolution"]) == (30, 8)
     assert details(exchange, "mapco").json() == body
 
 
@@ -145,6 +146,10 @@ INVALID = [
     pytest.param({"retention_days": 0}, "retention_days", "", id="retention-zero"),
     pytest.param({"tags": ["Traffic!"]}, None, "'Traffic!'", id="bad-tag"),
     pytest.param({"title": ""}, "title", "", id="empty-title"),
+    pytest.param({"pseudonym_epoch_days": 0}, "pseudonym_epoch_days", "", id="epoch-zero"),
+    pytest.param({"pseudonym_epoch_days": 367}, "pseudonym_epoch_days", "", id="epoch-long"),
+    pytest.param({"grid_resolution": 3}, "grid_resolution", "", id="grid-coarse"),
+    pytest.param({"grid_resolution": 11}, "grid_resolution", "", id="grid-fine"),
 ]
 
 
@@ -244,6 +249,8 @@ def test_the_changed_title_is_what_search_finds(registered: Exchange) -> None:
         ({"title": ""}, "title", ""),
         ({"time_field": "plate"}, None, "time_field 'plate'"),
         ({"purposes": ["law_enforcement", "Not A Purpose"]}, None, "'Not A Purpose'"),
+        ({"pseudonym_epoch_days": 0}, "pseudonym_epoch_days", ""),
+        ({"grid_resolution": 16}, "grid_resolution", ""),
     ],
 )
 def test_an_invalid_change_is_422_and_the_product_stays(

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from exchange.settings import Settings
+from tests.pseudonyms import PSEUDONYM, pseudonym_for
 
 KEYS = {"fleet", "hotline", "police", "mapco", "lab", "steward", "auditor", "admin"}
 
@@ -110,9 +111,11 @@ def test_the_day_on_a_real_server(served: str, settings: Settings) -> None:
             "/v1/products/violation-captures/records", params={"purpose": "navigation_safety"}
         )
         assert protected.status_code == 200
-        record = protected.json()["records"][0]
-        assert record["plate"].endswith("****") and "photo" not in record
-        assert "cell" in record["location"]
+        page = protected.json()
+        record = page["records"][0]
+        assert (page["fields"]["plate"], page["label"]) == ("pseudonymized", "deidentified")
+        assert PSEUDONYM.fullmatch(record["plate"]) and "photo" not in record
+        assert record["location"]["cell"].startswith("h3:")
         assert (
             mapco.get(
                 "/v1/products/violation-captures/records", params={"purpose": "commercial"}
@@ -131,6 +134,19 @@ def test_the_day_on_a_real_server(served: str, settings: Settings) -> None:
             ).status_code
             == 403
         )
+
+    # mapco's pseudonym is its own key's, for the plate the police see raw.
+    with _client(served, credentials, "police") as police:
+        same = police.get(
+            f"/v1/products/violation-captures/records/{record['id']}",
+            params={"purpose": "law_enforcement"},
+        )
+        assert same.status_code == 200, same.text
+        plate = same.json()["record"]["plate"]
+        assert record["plate"] == pseudonym_for(
+            settings, "lingnan-maps", "violation-captures", plate, page["pseudonyms_until"]
+        )
+        assert plate not in protected.text
 
     with _client(served, credentials, "auditor") as auditor:
         entries = auditor.get(

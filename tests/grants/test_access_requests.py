@@ -11,6 +11,7 @@ from sqlalchemy import DateTime, bindparam, create_engine, text
 
 from tests.conftest import Exchange
 from tests.products import capture, captures_product
+from tests.pseudonyms import PSEUDONYM, pseudonym_for
 
 PRODUCT = "near-misses"  # regulated, owned by the fleet
 OPEN = "open-captures"  # open, owned by the fleet
@@ -176,13 +177,19 @@ def test_request_approve_read_expire(world: Exchange) -> None:
     page = ok(read(world))
     assert page["grant"] == grant["id"]
     assert page["view"] == "protected"
-    assert page["fields"]["plate"] == "masked"
+    assert page["fields"]["plate"] == "pseudonymized"
+    assert page["label"] == "deidentified"
     assert len(page["records"]) == COUNT
     originals = {f"cap-{n:06d}": capture(n) for n in range(1, COUNT + 1)}
     for shown in page["records"]:
         plate = originals[shown["id"]]["plate"]
-        assert shown["plate"] == plate[:4] + "****", shown
+        expected = pseudonym_for(
+            world.settings, "lingnan-maps", PRODUCT, plate, page["pseudonyms_until"]
+        )
+        assert shown["plate"] == expected, shown
+        assert PSEUDONYM.fullmatch(shown["plate"]), shown
         assert "photo" not in shown
+    assert len({shown["plate"] for shown in page["records"]}) == COUNT  # six plates, six
 
     reads = audit(world, action="read", grant=str(grant["id"]))
     assert len(reads) == 1, reads

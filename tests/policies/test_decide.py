@@ -439,9 +439,12 @@ def test_decide_agrees_with_a_plain_casbin_enforcer() -> None:
     reference.add_function("subjectMatches", subject_matches)
     reference.add_function("objectMatches", object_matches)
     reference.add_function("purposeMatches", purpose_matches)
-    loaded = [("p", *line) for line in reference.get_policy()]
-    loaded += [("p2", *line) for line in reference.get_named_policy("p2")]
-    assert loaded == list(ENGINE.lines)
+    # Casbin keeps each line type apart; the engine keeps the file's order. Same lines,
+    # in the same order within each type.
+    for kind, lines in (("p", reference.get_policy()), ("p2", reference.get_named_policy("p2"))):
+        engine_lines = [line for line in ENGINE.lines if line[0] == kind]
+        assert [(kind, *line) for line in lines] == engine_lines
+    assert {line[0] for line in ENGINE.lines} == {"p", "p2"}
 
     rng = random.Random(20261120)
     mismatches = []

@@ -10,6 +10,7 @@ from exchange.timeutil import parse_rfc3339
 from policies import PolicyEngine, format_line
 from tests.conftest import Exchange
 from tests.products import capture, captures_product
+from tests.pseudonyms import pseudonym_for
 
 PROBLEM_JSON = "application/problem+json"
 PRODUCT = "violation-captures"
@@ -26,6 +27,7 @@ MAPS_DENIED = f"p, org:lingnan-maps, product:{PRODUCT}, read, *, -, deny"
 MAPS_RAW_RESEARCH = f"p, org:lingnan-maps, product:{PRODUCT}, read, research, raw, allow"
 ENTERPRISE_OPEN = "p, kind:enterprise+role:subscriber, tier:open, read, @declared, protected, allow"
 MAPS_RAW_PLATES = "p2, org:lingnan-maps, *, *, personal, raw"
+PLATES_PSEUDONYMIZED = "p2, *, *, *, personal, pseudonymized"
 PLATES_MASKED = "p2, *, *, *, personal, masked"
 
 MAP_TEST = "the map company never gets raw plates"
@@ -206,7 +208,12 @@ def test_a_change_is_a_new_version_in_force_at_once(exchange: Exchange) -> None:
     assert response.status_code == 200, response.text
     page = response.json()
     assert page["view"] == "protected"
-    assert {r["plate"] for r in page["records"]} == {"粤A·1****"}
+    assert page["fields"]["plate"] == "pseudonymized"
+    until = page["pseudonyms_until"]
+    assert [r["plate"] for r in page["records"]] == [
+        pseudonym_for(exchange.settings, "lingnan-maps", PRODUCT, capture(n)["plate"], until)
+        for n in range(1, RECORDS + 1)
+    ]
     assert decision(exchange, "mapco", product=PRODUCT, purpose="research")["policy_version"] == (
         "v2"
     )
@@ -245,6 +252,29 @@ def test_a_removed_line_stops_applying_at_once(exchange: Exchange) -> None:
     assert read(exchange, "lab", "navigation_safety").status_code == 200
 
 
+def test_a_steward_may_choose_masked_plates_instead_of_pseudonyms(exchange: Exchange) -> None:
+    build_product(exchange, "open")
+    assert add_test(exchange, MAP_CASE).status_code == 201
+    before = policy(exchange)
+    assert PLATES_PSEUDONYMIZED in before["lines"]
+    lines = [PLATES_MASKED if line == PLATES_PSEUDONYMIZED else line for line in before["lines"]]
+
+    body = changed(exchange, lines, "masked plates: the region is what the study needs")
+
+    assert (body["added_lines"], body["removed_lines"]) == ([PLATES_MASKED], [PLATES_PSEUDONYMIZED])
+    assert body["failing_tests"] == []  # a masked plate is not a raw one
+    page = read(exchange, "mapco", "research").json()
+    assert page["view"] == "protected"
+    assert page["fields"]["plate"] == "masked"
+    assert page["label"] == "deidentified"
+    assert page["pseudonyms_until"] is None
+    assert [r["plate"] for r in page["records"]] == ["粤A·1****"] * RECORDS
+    police = read(exchange, "police", "law_enforcement").json()
+    assert [r["plate"] for r in police["records"]] == [
+        capture(n)["plate"] for n in range(1, RECORDS + 1)
+    ]
+
+
 # --- 3. refusing bad changes -------------------------------------------------------------------
 
 AT = 3  # where the bad line goes in the submitted list
@@ -280,6 +310,15 @@ BAD_LINES = [
     pytest.param("p, org:lingnan-maps, tier:open, read, *, -", "expected", id="p-short"),
     pytest.param("p2, org:lingnan-maps, *, *, biometric, withheld", "sensitivity", id="p2-sens"),
     pytest.param("p2, org:lingnan-maps, *, *, personal, blurred", "treatment", id="p2-treat"),
+    # A treatment must make sense for the sensitivity: a point has no pseudonym, a plate no
+    # grid cell, a photo no mask.
+    pytest.param(
+        "p2, org:lingnan-maps, *, *, location, pseudonymized", "treatment", id="p2-location-ps"
+    ),
+    pytest.param(
+        "p2, org:lingnan-maps, *, *, personal, generalized", "treatment", id="p2-personal-grid"
+    ),
+    pytest.param("p2, org:lingnan-maps, *, *, image, masked", "treatment", id="p2-image-masked"),
     pytest.param("p2, org:lingnan-maps, *, gossip, personal, raw", "purpose", id="p2-purpose"),
     pytest.param("p3, org:lingnan-maps, *, *, personal, raw", "expected", id="p3"),
 ]
@@ -483,7 +522,7 @@ def test_a_dry_run_matrix_shows_exactly_the_flips(exchange: Exchange) -> None:
         assert (flip["kind"], flip["roles"]) == ("enterprise", ["subscriber"])
         assert (flip["object"], flip["action"]) == (PRODUCT, "read")
         assert (flip["before"]["allowed"], flip["before"]["view"]) == (True, "protected")
-        assert flip["before"]["fields"]["personal"] == "masked"
+        assert flip["before"]["fields"]["personal"] == "pseudonymized"
         assert (flip["after"]["allowed"], flip["after"]["view"]) == (False, "-")
         assert flip["after"]["rule"] == MAPS_DENIED.split(", ")[1:]
 
@@ -513,7 +552,7 @@ def test_a_dry_run_matrix_counts_a_narrower_treatment_as_a_view_change(
         assert (flip["organization"], flip["action"]) == ("lingnan-maps", "read")
         assert flip["before"]["fields"]["location"] == "generalized"
         assert flip["after"]["fields"]["location"] == "withheld"
-        assert flip["after"]["fields"]["personal"] == "masked"
+        assert flip["after"]["fields"]["personal"] == "pseudonymized"
         assert flip["before"]["allowed"] and flip["after"]["allowed"]
 
 
@@ -682,7 +721,7 @@ RAW_PLATES_CHANGES = [
     pytest.param([MAPS_RAW_RESEARCH], [ENTERPRISE_OPEN], {"research"}, id="raw-view"),
     pytest.param(
         [MAPS_RAW_PLATES],
-        [PLATES_MASKED],
+        [PLATES_PSEUDONYMIZED],
         {"navigation_safety", "research", "traffic_management"},
         id="raw-plates-in-protected-view",
     ),
@@ -714,7 +753,15 @@ def test_a_change_breaking_a_policy_test_is_refused_unless_overridden(
     assert all("plate raw" in f["got"] for f in failures), failures
     assert all("never raw: plate" in f["expected"] for f in failures), failures
     assert policy(exchange) == before
-    assert read(exchange, "mapco", "research").json()["records"][0]["plate"] == "粤A·1****"
+    refused_page = read(exchange, "mapco", "research").json()
+    assert refused_page["fields"]["plate"] == "pseudonymized"
+    assert refused_page["records"][0]["plate"] == pseudonym_for(
+        exchange.settings,
+        "lingnan-maps",
+        PRODUCT,
+        capture(1)["plate"],
+        refused_page["pseudonyms_until"],
+    )
     (refused,) = audit(exchange, action="policy.change")
     assert refused["decision"] == "deny"
     assert refused["actor"] == client_id(exchange, "steward")
@@ -852,7 +899,7 @@ def test_a_principal_asks_about_itself(exchange: Exchange) -> None:
         "captured_at": "raw",
         "location": "generalized",
         "violation_type": "raw",
-        "plate": "masked",
+        "plate": "pseudonymized",
         "speed_kmh": "raw",
         "lane": "raw",
         "night": "raw",

@@ -1,13 +1,15 @@
 """The raw and protected views: masking, generalising, withholding. Pure functions."""
 
 import copy
-import math
 from typing import Any
 
+import h3
 import pytest
 
 from exchange.catalog.models import FieldSpec
-from exchange.privacy.views import GRID_DEGREES, apply, generalize_point, mask, treatments
+from exchange.privacy.views import Shaping, apply, generalize_point, label, mask, treatments
+
+SHAPING = Shaping(pseudonymize=lambda value: f"ps_of_{value}", resolution=8)
 
 # --- mask ---------------------------------------------------------------------------------------
 
@@ -58,73 +60,44 @@ def test_mask_of_a_non_string_is_none(value: Any) -> None:
     assert mask(value) is None
 
 
-# --- generalize_point ---------------------------------------------------------------------------
+# --- generalize_point (H3) ------------------------------------------------------------------
 
 
-def test_nearby_points_fall_in_the_same_cell() -> None:
-    points = [
-        {"lat": 23.1246, "lon": 113.3612},
-        {"lat": 23.1201, "lon": 113.3699},
-        {"lat": 23.1299, "lon": 113.3601},
-    ]
-
-    cells = [generalize_point(point) for point in points]
-
-    assert cells[0] == cells[1] == cells[2]
-    assert cells[0] == {"lat": 23.125, "lon": 113.365, "cell": "grid0.01:2312:11336"}
+def test_nearby_points_fall_in_the_same_cell_given_by_id_and_centre() -> None:
+    here = generalize_point({"lat": 23.1246, "lon": 113.3612}, 8)
+    near = generalize_point({"lat": 23.1250, "lon": 113.3615}, 8)
+    assert here == near
+    assert here["cell"] == "h3:" + h3.latlng_to_cell(23.1246, 113.3612, 8)
+    lat, lon = h3.cell_to_latlng(here["cell"].removeprefix("h3:"))
+    assert (here["lat"], here["lon"]) == (round(lat, 6), round(lon, 6))
 
 
-def test_points_in_other_cells_get_other_centres() -> None:
-    here = generalize_point({"lat": 23.1246, "lon": 113.3612})
-    north = generalize_point({"lat": 23.1346, "lon": 113.3612})
-    east = generalize_point({"lat": 23.1246, "lon": 113.3712})
-
-    assert len({here["cell"], north["cell"], east["cell"]}) == 3
-    assert north["lat"] == pytest.approx(here["lat"] + GRID_DEGREES)
-    assert east["lon"] == pytest.approx(here["lon"] + GRID_DEGREES)
+def test_points_far_apart_get_other_cells() -> None:
+    here = generalize_point({"lat": 23.1246, "lon": 113.3612}, 8)
+    across_town = generalize_point({"lat": 23.1646, "lon": 113.3112}, 8)
+    assert here["cell"] != across_town["cell"]
 
 
-@pytest.mark.parametrize(
-    "point",
-    [
-        {"lat": 23.1246, "lon": 113.3612},
-        {"lat": 0.0, "lon": 0.0},
-        {"lat": 89.9999, "lon": 179.9999},
-        {"lat": -89.9999, "lon": -179.9999},
-        {"lat": 51.5007, "lon": -0.1246},
-    ],
-)
-def test_the_centre_is_within_half_a_cell_of_the_point(point: dict[str, float]) -> None:
-    cell = generalize_point(point)
-
-    for axis in ("lat", "lon"):
-        assert abs(cell[axis] - point[axis]) <= GRID_DEGREES / 2 + 1e-9
-        halves = cell[axis] / (GRID_DEGREES / 2)
-        assert math.isclose(halves, round(halves), abs_tol=1e-6)
-        assert round(halves) % 2 == 1  # an odd multiple of 0.005: a centre, never an edge
+@pytest.mark.parametrize("resolution", [6, 7, 8, 9, 10])
+def test_the_centre_is_within_a_cell_of_the_point(resolution: int) -> None:
+    point = {"lat": 23.124613, "lon": 113.361247}
+    cell = generalize_point(point, resolution)
+    edge_km = h3.average_hexagon_edge_length(resolution, "km")
+    distance = h3.great_circle_distance((point["lat"], point["lon"]), (cell["lat"], cell["lon"]))
+    assert distance <= edge_km * 1.2
+    assert h3.get_resolution(cell["cell"].removeprefix("h3:")) == resolution
 
 
-def test_negative_coordinates_generalise_to_their_own_cell() -> None:
-    sydney = generalize_point({"lat": -33.8688, "lon": 151.2093})
-    london = generalize_point({"lat": 51.5074, "lon": -0.1278})
-    nearby = generalize_point({"lat": -33.8612, "lon": 151.2001})
-
-    assert sydney == {"lat": -33.865, "lon": 151.205, "cell": "grid0.01:-3387:15120"}
-    assert nearby == sydney
-    assert london == {"lat": 51.505, "lon": -0.125, "cell": "grid0.01:5150:-13"}
-
-
-def test_points_either_side_of_zero_are_in_different_cells() -> None:
-    south = generalize_point({"lat": -0.001, "lon": -0.001})
-    north = generalize_point({"lat": 0.001, "lon": 0.001})
-
-    assert south == {"lat": -0.005, "lon": -0.005, "cell": "grid0.01:-1:-1"}
-    assert north == {"lat": 0.005, "lon": 0.005, "cell": "grid0.01:0:0"}
+def test_a_coarser_resolution_gives_the_parent_cell() -> None:
+    point = {"lat": 23.124613, "lon": 113.361247}
+    fine = generalize_point(point, 9)["cell"].removeprefix("h3:")
+    coarse = generalize_point(point, 7)["cell"].removeprefix("h3:")
+    assert h3.cell_to_parent(fine, 7) == coarse
 
 
 def test_generalize_point_drops_the_exact_coordinates() -> None:
     point = {"lat": 23.124613, "lon": 113.361247}
-    cell = generalize_point(point)
+    cell = generalize_point(point, 8)
     assert point["lat"] not in cell.values()
     assert point["lon"] not in cell.values()
 
@@ -143,7 +116,7 @@ FIELDS = [
 
 # What the default policy's p2 lines give a protected view.
 DEFAULT = {
-    "personal": "masked",
+    "personal": "pseudonymized",
     "location": "generalized",
     "sensitive": "withheld",
     "image": "withheld",
@@ -158,7 +131,7 @@ def test_the_protected_view_treats_fields_by_sensitivity() -> None:
     assert treatments("protected", FIELDS, DEFAULT) == {
         "captured_at": "raw",
         "location": "generalized",
-        "plate": "masked",
+        "plate": "pseudonymized",
         "driver_note": "withheld",
         "photo": "withheld",
         "speed_kmh": "raw",
@@ -201,39 +174,55 @@ CONTENT = {
 
 
 def test_apply_raw_shows_the_content_as_stored() -> None:
-    assert apply(treatments("raw", FIELDS, DEFAULT), CONTENT) == CONTENT
+    assert apply(treatments("raw", FIELDS, DEFAULT), CONTENT, SHAPING) == CONTENT
 
 
 def test_apply_protected_masks_generalises_and_withholds() -> None:
-    shown = apply(treatments("protected", FIELDS, DEFAULT), CONTENT)
+    shown = apply(treatments("protected", FIELDS, DEFAULT), CONTENT, SHAPING)
 
     assert shown == {
         "captured_at": "2026-11-21T08:01:00Z",
-        "location": {"lat": 23.125, "lon": 113.365, "cell": "grid0.01:2312:11336"},
-        "plate": "粤A·1****",
+        "location": generalize_point(CONTENT["location"], 8),
+        "plate": "ps_of_粤A·10001",
         "speed_kmh": 42.5,
     }
 
 
 def test_apply_does_not_change_the_content() -> None:
     before = copy.deepcopy(CONTENT)
-    apply(treatments("protected", FIELDS, DEFAULT), CONTENT)
+    apply(treatments("protected", FIELDS, DEFAULT), CONTENT, SHAPING)
     assert before == CONTENT
 
 
 def test_apply_withholds_a_field_without_a_treatment() -> None:
     content = {**CONTENT, "added_later": "secret"}
-    assert "added_later" not in apply(treatments("raw", FIELDS, DEFAULT), content)
-    assert "added_later" not in apply({}, content)
-    assert apply({}, content) == {}
+    assert "added_later" not in apply(treatments("raw", FIELDS, DEFAULT), content, SHAPING)
+    assert "added_later" not in apply({}, content, SHAPING)
+    assert apply({}, content, SHAPING) == {}
 
 
 def test_apply_leaves_out_fields_the_record_does_not_have() -> None:
-    shown = apply(treatments("protected", FIELDS, DEFAULT), {"plate": "粤A·10001"})
-    assert shown == {"plate": "粤A·1****"}
+    shown = apply(treatments("protected", FIELDS, DEFAULT), {"plate": "粤A·10001"}, SHAPING)
+    assert shown == {"plate": "ps_of_粤A·10001"}
 
 
 @pytest.mark.parametrize("treatment", ["hashed", "RAW", "", "generalised"])
 def test_apply_with_an_unknown_treatment_raises(treatment: str) -> None:
     with pytest.raises(ValueError, match="no such treatment"):
-        apply({"plate": treatment}, {"plate": "粤A·10001"})
+        apply({"plate": treatment}, {"plate": "粤A·10001"}, SHAPING)
+
+
+def test_apply_masks_where_the_policy_says_masked() -> None:
+    shaped = treatments("protected", FIELDS, {**DEFAULT, "personal": "masked"})
+    assert apply(shaped, CONTENT, SHAPING)["plate"] == "粤A·1****"
+
+
+def test_a_pseudonymized_field_without_pseudonyms_raises() -> None:
+    with pytest.raises(ValueError, match="pseudonyms"):
+        apply({"plate": "pseudonymized"}, {"plate": "粤A·10001"}, Shaping())
+
+
+def test_a_result_is_raw_only_if_every_field_is() -> None:
+    assert label(treatments("raw", FIELDS, DEFAULT)) == "raw"
+    assert label(treatments("protected", FIELDS, DEFAULT)) == "deidentified"
+    assert label({"a": "raw", "b": "withheld"}) == "deidentified"

@@ -8,6 +8,7 @@ import pytest
 
 from tests.conftest import Exchange
 from tests.products import capture, captures_product
+from tests.pseudonyms import PSEUDONYM, cell_of, pseudonym_for
 
 PRODUCT = "violation-captures"
 RECORDS = f"/v1/products/{PRODUCT}/records"
@@ -323,11 +324,17 @@ def test_one_record_in_the_protected_view(world: Exchange) -> None:
     assert body["view"] == "protected"
     record = body["record"]
     assert record["id"] == "cap-000005"
-    assert record["plate"] == "粤A·1****"
+    assert record["plate"] == pseudonym_for(
+        world.settings, "lingnan-maps", PRODUCT, published(5)["plate"], body["pseudonyms_until"]
+    )
     assert "photo" not in record
     assert "driver_note" not in record
-    assert record["location"]["cell"].startswith("grid")
-    assert body["fields"]["plate"] == "masked"
+    assert record["location"] == cell_of(published(5)["location"])
+    assert record["location"]["cell"].startswith("h3:")
+    assert body["fields"] == PROTECTED_FIELDS
+    assert body["label"] == "deidentified"
+    page = ok(read(world, "mapco", PROTECTED))
+    assert record == next(r for r in page["records"] if r["id"] == "cap-000005")
 
 
 def test_a_missing_record_is_not_found_and_the_read_is_audited(world: Exchange) -> None:
@@ -392,9 +399,12 @@ def test_ndjson_in_the_protected_view(world: Exchange) -> None:
     assert response.status_code == 200, response.text
     assert response.headers["exchange-view"] == "protected"
     assert "exchange-next-cursor" not in response.headers
+    assert response.headers["exchange-label"] == "deidentified"
     records = [json.loads(line) for line in response.text.splitlines()]
     assert len(records) == 25
-    assert all(r["plate"].endswith("****") and "photo" not in r for r in records)
+    assert records == ok(read(world, "mapco", PROTECTED))["records"]
+    assert all(PSEUDONYM.fullmatch(r["plate"]) and "photo" not in r for r in records)
+    assert not any(original["plate"] in response.text for original in BATCH)
 
 
 # --- The two views ------------------------------------------------------------------------------
@@ -403,7 +413,7 @@ PROTECTED_FIELDS = {
     "captured_at": "raw",
     "location": "generalized",
     "violation_type": "raw",
-    "plate": "masked",
+    "plate": "pseudonymized",
     "speed_kmh": "raw",
     "lane": "raw",
     "night": "raw",
@@ -412,30 +422,62 @@ PROTECTED_FIELDS = {
 }
 
 
-def test_the_protected_view_masks_generalises_and_withholds(world: Exchange) -> None:
+def test_the_protected_view_pseudonymizes_generalises_and_withholds(world: Exchange) -> None:
     page = ok(read(world, "mapco", PROTECTED))
 
     assert page["view"] == "protected"
+    assert page["label"] == "deidentified"
     assert page["fields"] == PROTECTED_FIELDS
     assert len(page["records"]) == 25
+    until = page["pseudonyms_until"]
     for shown, original in zip(page["records"], BATCH, strict=True):
         assert shown["id"] == original["id"]
-        assert shown["plate"] == "粤A·1****"
+        assert PSEUDONYM.fullmatch(shown["plate"]), shown
+        assert shown["plate"] == pseudonym_for(
+            world.settings, "lingnan-maps", PRODUCT, original["plate"], until
+        )
         assert "photo" not in shown
         assert "driver_note" not in shown
         for name in ("captured_at", "violation_type", "speed_kmh", "lane", "night"):
             assert shown[name] == original[name]
         point, cell = original["location"], shown["location"]
         assert set(cell) == {"lat", "lon", "cell"}
-        assert cell["cell"].startswith("grid0.01:")
-        for axis in ("lat", "lon"):
-            # The centre of a 0.01° cell: an odd multiple of 0.005, within 0.005 of the point.
-            halves = cell[axis] / 0.005
-            assert abs(halves - round(halves)) < 1e-6
-            assert round(halves) % 2 == 1
-            assert abs(cell[axis] - point[axis]) <= 0.005 + 1e-9
+        assert cell == cell_of(point)
+        assert (cell["lat"], cell["lon"]) != (point["lat"], point["lon"])
+    # 25 plates, 25 pseudonyms: one per plate, none shared.
+    assert len({shown["plate"] for shown in page["records"]}) == 25
     first = page["records"][0]["location"]
-    assert first == {"lat": 23.125, "lon": 113.365, "cell": "grid0.01:2312:11336"}
+    assert first == {"lat": 23.127747, "lon": 113.362371, "cell": "h3:884118b263fffff"}
+
+
+def test_the_grid_follows_the_products_resolution(exchange: Exchange) -> None:
+    exchange.register("fleet", captures_product(grid_resolution=7))
+    assert exchange.publish("fleet", PRODUCT, BATCH[:1]).status_code == 200
+
+    page = ok(read(exchange, "mapco", PROTECTED))
+
+    assert page["records"][0]["location"] == cell_of(BATCH[0]["location"], 7)
+    assert page["records"][0]["location"]["cell"] == "h3:874118b26ffffff"
+
+
+def test_the_protected_view_masks_where_the_steward_chose_masking(world: Exchange) -> None:
+    current = ok(world.get("steward", "/v1/policies"))["lines"]
+    pseudonymized = "p2, *, *, *, personal, pseudonymized"
+    assert pseudonymized in current
+    lines = ["p2, *, *, *, personal, masked" if line == pseudonymized else line for line in current]
+    changed = world.put(
+        "steward", "/v1/policies", json={"lines": lines, "reason": "plates masked, not keyed"}
+    )
+    assert changed.status_code == 200, changed.text
+
+    page = ok(read(world, "mapco", PROTECTED))
+
+    assert page["fields"] == PROTECTED_FIELDS | {"plate": "masked"}
+    assert page["label"] == "deidentified"
+    assert page["pseudonyms_until"] is None
+    assert [shown["plate"] for shown in page["records"]] == ["粤A·1****"] * 25
+    one = ok(world.get("mapco", f"{RECORDS}/cap-000005", params=PROTECTED))
+    assert one["record"]["plate"] == "粤A·1****"
 
 
 def test_nearby_records_share_a_cell_in_the_protected_view(world: Exchange) -> None:
@@ -449,6 +491,7 @@ def test_the_raw_view_shows_everything_as_published(world: Exchange) -> None:
     assert page["view"] == "raw"
     assert page["purpose"] == "law_enforcement"
     assert page["fields"] == {name: "raw" for name in PROTECTED_FIELDS}
+    assert (page["label"], page["pseudonyms_until"]) == ("raw", None)
     shown = [
         {k: v for k, v in record.items() if k not in ("seq", "published_at")}
         for record in page["records"]
@@ -460,7 +503,13 @@ def test_the_raw_view_shows_everything_as_published(world: Exchange) -> None:
 def test_a_research_lab_reads_the_protected_view(world: Exchange) -> None:
     page = ok(read(world, "lab", {"purpose": "research"}))
     assert page["view"] == "protected"
-    assert page["records"][0]["plate"] == "粤A·1****"
+    assert page["fields"] == PROTECTED_FIELDS
+    until = page["pseudonyms_until"]
+    assert page["records"][0]["plate"] == pseudonym_for(
+        world.settings, "scut-mobility-lab", PRODUCT, BATCH[0]["plate"], until
+    )
+    maps = ok(read(world, "mapco", {"purpose": "research"}))
+    assert maps["records"][0]["plate"] != page["records"][0]["plate"]
 
 
 def test_a_read_is_audited_with_the_seqs_it_returned(world: Exchange) -> None:
