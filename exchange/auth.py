@@ -101,11 +101,14 @@ def decide(
     purpose: str = "",
     *,
     logged_as: str | None = None,
+    hint: str | None = None,
 ) -> Decision:
     """The decision, if allowed; a logged denial (AccessDenied) otherwise.
 
     A denial is logged under `logged_as` when given (the route's own action name),
-    else the action ("read") or, for the exchange's parts, "audit.read"."""
+    else the action ("read") or, for the exchange's parts, "audit.read". `hint`,
+    when given, replaces the policy's hint for a denial no deny line made: the
+    caller knows more (a grant that lapsed)."""
     decision = engine(request).decide(caller.subject, resource, action, purpose)
     if not decision.allowed:
         product = resource.name if resource.is_product else None
@@ -123,7 +126,7 @@ def decide(
         )
         raise AccessDenied(
             decision.reason,
-            hint=decision.hint,
+            hint=hint if hint and decision.rule is None else decision.hint,
             policy_version=decision.policy_version,
             rule=list(decision.rule) if decision.rule else None,
         )

@@ -19,7 +19,7 @@ from fastapi import Depends, Path, Query, Request
 
 from exchange.auth import Caller, CallerDep, decide, log_refusal
 from exchange.catalog import service
-from exchange.catalog.models import PURPOSE
+from exchange.catalog.models import PURPOSE, Tier
 from exchange.catalog.service import Described
 from exchange.db import SessionDep
 from exchange.errors import BadRequest, FieldError, NotFound, PurposeRequired
@@ -84,7 +84,12 @@ def product_access(action: str, *, purpose_required: bool):
             raise
         held = grants.active(session, caller.organization, product) if stated else {}
         resource = replace(described.resource, granted=frozenset(held))
-        decision = decide(session, request, caller, resource, action, stated)
+        lapsed = (
+            grants.lapsed_hint(session, caller.organization, product, stated)
+            if stated and stated not in held and described.definition.tier == Tier.regulated
+            else None
+        )
+        decision = decide(session, request, caller, resource, action, stated, hint=lapsed)
         grant = held.get(stated) if decision.under_grant else None
         return ProductAccess(caller, described, action, stated, decision, grant)
 

@@ -157,6 +157,8 @@ def _requestable(
     """The product, if an access request for it makes sense; a logged refusal otherwise."""
     try:
         described = catalog.describe(session, data.product)
+        if not engine(request).decide(caller.subject, described.resource, "discover").allowed:
+            raise NotFound(f"no product {data.product!r}")  # as the catalog says
         if data.purpose not in described.definition.purposes:
             declared = ", ".join(described.definition.purposes)
             raise BadRequest(

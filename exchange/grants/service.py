@@ -19,7 +19,7 @@ from exchange.catalog.service import Described
 from exchange.errors import Conflict, FieldError, NotFound, ValidationFailed
 from exchange.grants.models import AccessRequest, Grant
 from exchange.records.models import Record
-from exchange.timeutil import as_utc, utcnow
+from exchange.timeutil import as_utc, to_rfc3339, utcnow
 
 MAX_DAYS = 366
 
@@ -106,6 +106,33 @@ def active(session: Session, organization: str, product: str) -> dict[str, Grant
         .order_by(Grant.expires_at)
     )
     return {grant.purpose: grant for grant in rows}
+
+
+def lapsed_hint(session: Session, organization: str, product: str, purpose: str) -> str | None:
+    """What to tell an organisation whose grant for the purpose is no longer in force:
+    which grant, why it ended, and how to ask again; None if it never had one."""
+    grant = session.scalar(
+        select(Grant)
+        .where(
+            Grant.organization == organization,
+            Grant.product == product,
+            Grant.purpose == purpose,
+        )
+        .order_by(Grant.id.desc())
+        .limit(1)
+    )
+    if grant is None:
+        return None
+    ended = state(grant, utcnow())
+    if ended == "expired":
+        why = f"expired at {to_rfc3339(as_utc(grant.expires_at))}"
+    elif ended == "revoked":
+        why = f"was revoked: {grant.revoke_reason}"
+    elif ended == "exhausted":
+        why = f"has used its quota of {grant.quota} records"
+    else:
+        return None
+    return f"grant {grant.id} for {purpose} {why}; request access again (POST /v1/access-requests)"
 
 
 def create_request(

@@ -655,3 +655,63 @@ def test_government_reads_regulated_data_by_policy_not_grant(world: Exchange) ->
         ("law_enforcement", "raw", None),
         ("traffic_management", "protected", None),
     ]
+
+
+# --- a lapsed grant says why, and a hidden product stays hidden ---------------------------------
+
+
+def test_a_read_after_a_grant_expired_names_the_grant_and_says_to_ask_again(
+    world: Exchange,
+) -> None:
+    grant = granted(world)
+    ok(read(world))
+    set_time(world, "access_grant", "expires_at", grant["id"], datetime.now(UTC) - timedelta(1))
+
+    denied = problem(read(world), 403)
+
+    assert denied["hint"].startswith(f"grant {grant['id']} for research expired at ")
+    assert denied["hint"].endswith("request access again (POST /v1/access-requests)")
+    # another purpose never had a grant: the policy's own hint
+    other = problem(read(world, purpose="traffic_management"), 403)
+    assert (
+        other["hint"] == "request access for purpose traffic_management (POST /v1/access-requests)"
+    )
+
+
+def test_a_read_after_a_revocation_or_a_used_up_quota_says_so(world: Exchange) -> None:
+    revoked = granted(world)
+    ok(world.delete("steward", f"/v1/grants/{revoked['id']}", params={"reason": "study ended"}))
+    hint = problem(read(world), 403)["hint"]
+    assert hint.startswith(f"grant {revoked['id']} for research was revoked: study ended;")
+
+    used_up = granted(world, approval={"quota": 1})
+    assert len(ok(read(world))["records"]) == 1
+    hint = problem(read(world), 403)["hint"]
+    assert hint.startswith(f"grant {used_up['id']} for research has used its quota of 1 records;")
+
+
+def test_a_lapsed_grant_does_not_soften_a_deny_rule(world: Exchange) -> None:
+    grant = granted(world)
+    set_time(world, "access_grant", "expires_at", grant["id"], datetime.now(UTC) - timedelta(1))
+    current = ok(world.get("steward", "/v1/policies"))
+    deny_maps = f"p, org:lingnan-maps, product:{PRODUCT}, read, *, -, deny"
+    changed = world.put(
+        "steward",
+        "/v1/policies",
+        json={"lines": [*current["lines"], deny_maps], "reason": "maps paused"},
+    )
+    ok(changed)
+
+    denied = problem(read(world), 403)
+
+    assert denied["detail"].startswith("denied by rule")
+    assert denied.get("hint") is None
+
+
+def test_a_product_the_caller_cannot_see_cannot_be_asked_for(world: Exchange) -> None:
+    world.register("hotline", captures_product(slug="hotline-captures", tier="government_only"))
+    hidden = problem(ask(world, "mapco", product="hotline-captures"), 404)
+    missing = problem(ask(world, "mapco", product="no-such-product"), 404)
+    assert hidden["detail"] == "no product 'hotline-captures'"
+    assert missing["detail"] == "no product 'no-such-product'"
+    assert ok(world.get("steward", "/v1/access-requests"))["requests"] == []
