@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,11 +108,9 @@ def _start(name: str, settings: Settings, logs: Path, stack: ExitStack) -> Worke
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 break
-            try:
+            with suppress(httpx.TransportError):  # not listening yet
                 if client.get("/readyz").status_code == 200:
                     return worker
-            except httpx.TransportError:
-                pass
             time.sleep(0.05)
         _stop(process)
         output = worker.output()
