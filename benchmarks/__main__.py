@@ -1,5 +1,6 @@
-"""`python -m benchmarks [--database-url URL] [--only records|audit|policy] [--max-entries N]`:
-print records/s, audit-log and policy-decision figures with same-run baselines.
+"""`python -m benchmarks [--database-url URL] [--only records|audit|policy|images]
+[--max-entries N]`: print records/s, audit-log, policy-decision and image-redaction
+figures with same-run baselines.
 
 Figures, not assertions: this machine is shared, so compare ratios within one run.
 """
@@ -8,7 +9,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from benchmarks import audit, policy, records
+from benchmarks import audit, images, policy, records
 from benchmarks.databases import fresh_database
 from benchmarks.server import running_exchange
 
@@ -16,7 +17,9 @@ from benchmarks.server import running_exchange
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--database-url", help="default: a fresh SQLite file in a temp dir")
-    parser.add_argument("--only", choices=["records", "audit", "policy"], help="default: all")
+    parser.add_argument(
+        "--only", choices=["records", "audit", "policy", "images"], help="default: all"
+    )
     parser.add_argument(
         "--max-entries",
         type=int,
@@ -44,6 +47,8 @@ def main() -> None:
             _table(f"audit log ({engine}{note})", rows)
         if arguments.only in (None, "policy"):
             _table("policy decisions (vs raw Casbin on the same lines)", policy.run())
+        if arguments.only in (None, "images"):
+            _table("image redaction (vs plain decode + encode of the same photo)", images.run())
 
 
 def _table(title: str, rows: list[tuple[str, float, str]]) -> None:
