@@ -15,11 +15,16 @@ from audit.integrity import verify_stored
 from exchange.auditing.checkpoints import Signer
 from exchange.auditing.trail import Origin, record
 from exchange.db import make_engine
+from exchange.errors import Gone, NotFound
 from exchange.identity import service as identity
 from exchange.identity.models import OrganizationCreate, OrgKind, PrincipalCreate, Role
+from exchange.keyring.master import MasterKeys
+from exchange.keyring.service import Keyring, retire, rotate
 from exchange.main import create_app
 from exchange.migrate import upgrade
+from exchange.retention.service import erase, sweep
 from exchange.settings import Settings
+from exchange.timeutil import to_rfc3339, utcnow
 
 app = typer.Typer(
     help="The data-sharing exchange.", no_args_is_help=True, pretty_exceptions_show_locals=False
@@ -34,6 +39,12 @@ app.add_typer(org_app, name="org")
 app.add_typer(principal_app, name="principal")
 audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
+keys_app = typer.Typer(help="Encryption at rest: master and data keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+retention_app = typer.Typer(help="Removing records past their retention.", no_args_is_help=True)
+app.add_typer(retention_app, name="retention")
+product_app = typer.Typer(help="Data products, from the operator's side.", no_args_is_help=True)
+app.add_typer(product_app, name="product")
 
 CLI = Origin(request_id=None, client_address="cli")
 
@@ -141,7 +152,8 @@ def demo() -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.resolved_database_url)
     with _session(settings) as session:
-        outcome = seed(session, settings.data_dir, load_engine(session))
+        keyring = Keyring(MasterKeys(settings.resolved_master_key_dir))
+        outcome = seed(session, settings.data_dir, load_engine(session), keyring)
         outcome["checkpoint_size"] = Signer.from_settings(settings).checkpoint(session).size
         session.commit()
     typer.echo(json.dumps(outcome, indent=2))
@@ -198,3 +210,76 @@ def audit_verify(
         typer.echo(f"FAILED at entry {broken.index}: {broken.problem}", err=True)
         raise typer.Exit(1)
     typer.echo(f"OK: {size} entries, their Merkle tree and every checkpoint verified")
+
+
+@keys_app.command("rotate")
+def keys_rotate() -> None:
+    """Make a new master key and re-wrap every product's data key under it (records
+    are not re-encrypted); then delete the master keys nothing is wrapped under."""
+    settings = Settings()
+    masters = MasterKeys(settings.resolved_master_key_dir)
+    with _session(settings) as session:
+        rotated = rotate(session, masters)
+        record(
+            session,
+            CLI,
+            None,
+            action="keys.rotate",
+            allowed=True,
+            reason="command line",
+            details={
+                "from": rotated.previous,
+                "to": rotated.current,
+                "rewrapped": rotated.rewrapped,
+            },
+        )
+        session.commit()
+        retired = retire(session, masters)
+    outcome = {"current": rotated.current, "rewrapped": rotated.rewrapped, "retired": retired}
+    typer.echo(json.dumps(outcome))
+
+
+@retention_app.command("run")
+def retention_run() -> None:
+    """Delete every product's records older than its retention (and their images),
+    with an audit entry per product saying how many."""
+    with _session(Settings()) as session:
+        removed = sweep(session, CLI, utcnow())
+        session.commit()
+    typer.echo(
+        json.dumps(
+            [
+                {
+                    "product": r.product,
+                    "records": r.records,
+                    "images": r.images,
+                    "before": to_rfc3339(r.cutoff) if r.cutoff else None,
+                }
+                for r in removed
+            ]
+        )
+    )
+
+
+@product_app.command("erase")
+def product_erase(
+    slug: Annotated[str, typer.Argument(help="The product's slug")],
+    reason: Annotated[str, typer.Option(help="Why (kept in the audit entry)")],
+) -> None:
+    """Erase a product for good by crypto-shredding: destroy its data key and rotate
+    the master key that wrapped it (so no copy of its sealed fields and images, in
+    any backup, can be read again), then delete its records and images. The
+    catalog entry and the audit history stay."""
+    if not reason.strip():
+        raise typer.BadParameter("say why the product is erased", param_hint="--reason")
+    settings = Settings()
+    masters = MasterKeys(settings.resolved_master_key_dir)
+    with _session(settings) as session:
+        try:
+            removed = erase(session, CLI, None, slug, reason.strip(), masters)
+        except (NotFound, Gone) as error:
+            typer.echo(error.detail, err=True)
+            raise typer.Exit(1) from None
+        session.commit()
+        retire(session, masters)
+    typer.echo(json.dumps({"product": slug, "records": removed.records, "images": removed.images}))

@@ -8,8 +8,10 @@
     │   └── BudgetExhausted       403 privacy_budget_exhausted (remaining epsilon)
     ├── NotFound                  404 not_found
     ├── Conflict                  409 conflict
+    ├── Gone                      410 product_erased (its data key was destroyed)
     ├── PayloadTooLarge           413 payload_too_large
     ├── ValidationFailed          422 validation_failed (errors: index, field, reason)
+    ├── IntegrityFailure          500 integrity (sealed data that does not open)
     └── ServiceUnavailable        503 unavailable
 
 Routers raise these and never build HTTP errors by hand; one set of handlers in
@@ -29,6 +31,7 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from audit import AuditWriteError
+from exchange.privacy.sealing import SealError
 from policies import PolicyError
 
 log = logging.getLogger(__name__)
@@ -96,12 +99,20 @@ class Conflict(ExchangeError):
     status, code, title = 409, "conflict", "Conflict"
 
 
+class Gone(ExchangeError):
+    status, code, title = 410, "product_erased", "Product erased"
+
+
 class PayloadTooLarge(ExchangeError):
     status, code, title = 413, "payload_too_large", "Payload too large"
 
 
 class ValidationFailed(ExchangeError):
     status, code, title = 422, "validation_failed", "Validation failed"
+
+
+class IntegrityFailure(ExchangeError):
+    status, code, title = 500, "integrity", "Stored data failed its integrity check"
 
 
 class ServiceUnavailable(ExchangeError):
@@ -185,6 +196,11 @@ def install_handlers(app: FastAPI) -> None:
     async def _audit_error(request: Request, error: AuditWriteError) -> JSONResponse:
         log.error("audit write failed: %s", error)
         return render(request, ServiceUnavailable("the audit log cannot be written; no data left"))
+
+    @app.exception_handler(SealError)
+    async def _seal_error(request: Request, error: SealError) -> JSONResponse:
+        log.error("stored ciphertext failed to open on %s: %s", request.url.path, error)
+        return render(request, IntegrityFailure("stored data did not decrypt; nothing was sent"))
 
     @app.exception_handler(OperationalError)
     async def _database_down(request: Request, error: OperationalError) -> JSONResponse:

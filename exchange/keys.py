@@ -23,7 +23,7 @@ def load_or_create_key(path: Path, passphrase: bytes | None) -> Ed25519PrivateKe
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
     )
-    _write_private(path, pem)
+    write_private(path, pem)
     return key
 
 
@@ -35,11 +35,11 @@ def load_or_create_secret(path: Path, size: int = 32) -> bytes:
             raise ValueError(f"{path} does not hold a {size}-byte secret")
         return secret
     secret = os.urandom(size)
-    _write_private(path, secret)
+    write_private(path, secret)
     return secret
 
 
-def _write_private(path: Path, data: bytes) -> None:
+def write_private(path: Path, data: bytes) -> None:
     """A new file only its owner can read; never overwrites one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

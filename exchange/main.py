@@ -6,27 +6,35 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
-from sqlalchemy import select, text
+from sqlalchemy import Engine, select, text
+from sqlalchemy.orm import Session
 
 from audit.store import AuditHead
 from exchange.aggregates.router import router as aggregates_router
-from exchange.auditing.checkpoints import PeriodicSigner, Signer
+from exchange.auditing.checkpoints import Signer, sign_if_grown
 from exchange.auditing.router import router as audit_router
 from exchange.auditing.subjects import SubjectIndex
+from exchange.auditing.trail import Origin
 from exchange.auditing.usage import router as usage_router
 from exchange.catalog.router import router as catalog_router
 from exchange.db import make_engine
 from exchange.errors import ServiceUnavailable, install_handlers
 from exchange.grants.router import router as grants_router
 from exchange.identity.router import router as identity_router
+from exchange.images.router import router as images_router
+from exchange.keyring.master import MasterKeys
+from exchange.keyring.service import Keyring
 from exchange.keys import load_or_create_key, load_or_create_secret
+from exchange.periodic import Periodic
 from exchange.policy.decisions import router as decisions_router
 from exchange.policy.live import LivePolicy
 from exchange.policy.router import router as policy_router
 from exchange.privacy.pseudonyms import PseudonymKeys
 from exchange.records.reidentify import router as reidentify_router
 from exchange.records.router import router as records_router
+from exchange.retention.service import sweep
 from exchange.settings import Settings
+from exchange.timeutil import utcnow
 from exchange.tokens import TokenService
 
 log = logging.getLogger(__name__)
@@ -46,28 +54,45 @@ def _token_service(settings: Settings) -> TokenService:
     )
 
 
+SERVER = Origin(request_id=None, client_address="server")
+
+
+def sweep_retention(engine: Engine) -> None:
+    """Remove records past their retention (every EXCHANGE_RETENTION_INTERVAL_SECONDS)."""
+    with Session(engine) as session:
+        sweep(session, SERVER, utcnow())
+        session.commit()
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.resolved_database_url)
 
     signer = Signer.from_settings(settings)
-    periodic = (
-        PeriodicSigner(signer, engine, settings.checkpoint_interval_seconds)
-        if settings.checkpoint_interval_seconds > 0
-        else None
-    )
+    chores = [
+        Periodic(name, interval, work)
+        for name, interval, work in (
+            (
+                "audit-checkpoints",
+                settings.checkpoint_interval_seconds,
+                lambda: sign_if_grown(signer, engine),
+            ),
+            ("retention", settings.retention_interval_seconds, lambda: sweep_retention(engine)),
+        )
+        if interval > 0
+    ]
 
     policy = LivePolicy(engine, settings.policy_poll_seconds)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         policy.start()
-        if periodic:
-            periodic.start()
+        for chore in chores:
+            chore.start()
         yield
-        if periodic:
-            periodic.stop()
+        for chore in chores:
+            chore.stop()
         policy.stop()
         engine.dispose()
 
@@ -84,6 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.policy = policy
     app.state.signer = signer
     app.state.subjects = SubjectIndex(load_or_create_secret(settings.resolved_subject_key_path))
+    app.state.keyring = Keyring(MasterKeys(settings.resolved_master_key_dir))
     app.state.pseudonyms = PseudonymKeys(
         load_or_create_secret(settings.resolved_pseudonym_key_path)
     )
@@ -102,6 +128,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(identity_router)
     app.include_router(catalog_router)
     app.include_router(records_router)
+    app.include_router(images_router)
     app.include_router(reidentify_router)
     app.include_router(aggregates_router)
     app.include_router(audit_router)

@@ -5,6 +5,8 @@ from exchange.aggregates.models import PrivacyBudget
 from exchange.catalog.models import Product, ProductVersion
 from exchange.grants.models import AccessRequest, Grant
 from exchange.identity.models import Organization, Principal
+from exchange.images.models import RecordImage
+from exchange.keyring.models import DataKeyRow, KeyHead
 from exchange.policy.models import PolicyHead, PolicyRule, PolicyTest, PolicyVersion
 from exchange.records.models import Record
 
@@ -12,7 +14,9 @@ __all__ = [
     "AccessRequest",
     "AuditEntry",
     "AuditHead",
+    "DataKeyRow",
     "Grant",
+    "KeyHead",
     "Organization",
     "PolicyHead",
     "PolicyRule",
@@ -23,4 +27,5 @@ __all__ = [
     "Product",
     "ProductVersion",
     "Record",
+    "RecordImage",
 ]

@@ -44,6 +44,16 @@ class Settings(BaseSettings):
         default=None,
         description="Ed25519 checkpoint key; default: data_dir/keys/audit-checkpoint.pem.",
     )
+    master_key_dir: Path | None = Field(
+        default=None,
+        description="Master keys for encryption at rest; default: data_dir/keys/master.",
+    )
+    retention_interval_seconds: float = Field(
+        default=3600,
+        ge=0,
+        description="Remove records past their product's retention this often; 0: only by "
+        "`exchange retention run`.",
+    )
     checkpoint_interval_seconds: float = Field(
         default=60,
         ge=0,
@@ -81,6 +91,9 @@ class Settings(BaseSettings):
     )
     max_batch_records: int = Field(default=50_000, ge=1)
     max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    max_image_bytes: int = Field(
+        default=20 * 1024 * 1024, ge=1024, description="The largest image a record may have."
+    )
     page_limit_max: int = Field(default=1000, ge=1)
 
     @field_validator("signing_key_passphrase")
@@ -113,6 +126,11 @@ class Settings(BaseSettings):
     def resolved_pseudonym_key_path(self) -> Path:
         """The master secret every consumer's pseudonym key is derived from."""
         return self.data_dir / "keys" / "pseudonym-master.key"
+
+    @cached_property
+    def resolved_master_key_dir(self) -> Path:
+        """The master keys that wrap each product's data key (`exchange keys rotate`)."""
+        return self.master_key_dir or self.data_dir / "keys" / "master"
 
     @cached_property
     def resolved_checkpoint_key_path(self) -> Path:

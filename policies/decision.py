@@ -18,14 +18,25 @@ VIEWS_MOST_PROTECTIVE_FIRST = ("protected", "raw")
 # In a protected view, each sensitivity gets the most protective treatment that a
 # matching p2 line grants; with no such line, its fields are withheld. A keyed
 # pseudonym reveals nothing of the value (only that two records share it, for one
-# consumer in one epoch); a masked plate reveals its region and first character.
+# consumer in one epoch); a masked plate reveals its region and first character. A
+# redacted image keeps the scene but not the plates and faces in it.
 SENSITIVITIES = ("personal", "location", "sensitive", "image")
-TREATMENTS_MOST_PROTECTIVE_FIRST = ("withheld", "generalized", "pseudonymized", "masked", "raw")
+TREATMENTS_MOST_PROTECTIVE_FIRST = (
+    "withheld",
+    "redacted",
+    "generalized",
+    "pseudonymized",
+    "masked",
+    "raw",
+)
+# Which treatments a p2 line may give each sensitivity. Which of them fits a field of
+# a given type is the exchange's business (a treatment that does not fit falls to the
+# next more protective one that does).
 TREATMENTS_FOR = {
-    "personal": ("withheld", "pseudonymized", "masked", "raw"),
-    "sensitive": ("withheld", "pseudonymized", "masked", "raw"),
+    "personal": ("withheld", "generalized", "pseudonymized", "masked", "raw"),
+    "sensitive": ("withheld", "generalized", "pseudonymized", "masked", "raw"),
     "location": ("withheld", "generalized", "raw"),
-    "image": ("withheld", "raw"),
+    "image": ("withheld", "redacted", "raw"),
 }
 UNSHAPED = "withheld"
 

@@ -69,7 +69,8 @@ def _shape_problems(
     exchange: Exchange, tier: str, party: str, view: str, body: dict[str, Any]
 ) -> list[str]:
     """What is wrong with an allowed page's records for its view: raw as published, or
-    protected (the reader's own pseudonym for the plate, an H3 cell, nothing withheld)."""
+    protected (the reader's own pseudonym for the plate, an H3 cell, the photo redacted,
+    the driver's note withheld)."""
     published = {r["id"]: r for r in records_of(tier)}
     records = body["records"]
     organization = exchange.parties[party].organization
@@ -93,7 +94,7 @@ def _shape_problems(
                 original.get("plate"),
                 body["pseudonyms_until"],
             )
-            or "photo" in shown
+            or shown.get("photo") != {"ref": original.get("photo"), "redacted": True}
             or "driver_note" in shown
             or not shown.get("location", {}).get("cell", "").startswith("h3:")
         ):

@@ -33,7 +33,7 @@ def test_police_raw_mapco_protected_commercial_denied_auditor_sees_all(exchange:
         "粤A·10001",
         page["pseudonyms_until"],
     )
-    assert "photo" not in first
+    assert first["photo"] == {"ref": "captures/cap-000001.jpg", "redacted": True}
     assert first["location"]["cell"].startswith("h3:")
 
     denied = exchange.get(

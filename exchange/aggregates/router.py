@@ -12,8 +12,7 @@ from pydantic import BaseModel, Field
 
 from exchange.aggregates import service
 from exchange.auditing.trail import record_allowed
-from exchange.auth import log_refusal
-from exchange.catalog.access import AggregateAccess
+from exchange.catalog.access import AggregateAccess, refusals_logged
 from exchange.db import SessionDep
 from exchange.errors import BudgetExhausted
 from exchange.timeutil import query_time, to_rfc3339
@@ -59,7 +58,7 @@ def aggregates(
     and groups whose noisy count is small are left out."""
     settings = request.app.state.settings
     start, end = query_time(since, "from"), query_time(until, "to")
-    try:
+    with refusals_logged(session, request, access, BudgetExhausted):
         result = service.aggregate(
             session,
             access,
@@ -71,18 +70,8 @@ def aggregates(
             cap=settings.aggregate_contribution_cap,
             delta=settings.aggregate_delta,
             budget_limit=settings.privacy_budget_epsilon,
+            key=request.app.state.keyring.for_reading(session, access.described.product.id),
         )
-    except BudgetExhausted as refused:
-        log_refusal(
-            session,
-            request,
-            access.caller,
-            action="aggregate",
-            reason=refused.detail,
-            product=access.described.product.slug,
-            purpose=access.purpose,
-        )
-        raise
     record_allowed(
         session,
         request,

@@ -24,8 +24,10 @@ from exchange.errors import BadRequest, BudgetExhausted, FieldError
 from exchange.grants.models import Grant
 from exchange.grants.service import scope_clauses, visible
 from exchange.privacy.noise import bounded, release
+from exchange.privacy.sealing import DataKey
 from exchange.privacy.views import generalize_point
 from exchange.records.models import Record
+from exchange.records.sealed import opened
 from exchange.timeutil import parse_rfc3339, utcnow
 
 TIME_BUCKETS = {"hour": "%Y-%m-%dT%H:00:00Z", "day": "%Y-%m-%dT00:00:00Z"}
@@ -168,6 +170,7 @@ def aggregate(
     cap: int,
     delta: float,
     budget_limit: float,
+    key: DataKey | None,
 ) -> Aggregated:
     """Under a grant, only the records and fields within its scope count."""
     definition = access.described.definition
@@ -175,9 +178,7 @@ def aggregate(
     budget = debit(
         session, access.caller.organization, access.described.product.slug, epsilon, budget_limit
     )
-    query = select(Record.seq, Record.content).where(
-        Record.product_id == access.described.product.id
-    )
+    query = select(Record).where(Record.product_id == access.described.product.id)
     if since is not None:
         query = query.where(Record.event_time >= since)
     if until is not None:
@@ -186,7 +187,8 @@ def aggregate(
         query = query.where(clause)
     subject_field = definition.subject_field
     rows = []
-    for seq, content in session.execute(query.order_by(Record.seq)):
+    for row in session.scalars(query.order_by(Record.seq).execution_options(yield_per=1000)):
+        seq, content = row.seq, opened(key, row)
         group = _group(definition, by, content)
         if group is not None:
             subject = content.get(subject_field) if subject_field else None

@@ -1,7 +1,5 @@
 """Signing checkpoints of the audit log: on demand, and at a fixed interval."""
 
-import logging
-import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -14,8 +12,6 @@ from audit import store as log
 from exchange.keys import load_or_create_key
 from exchange.settings import Settings
 from exchange.timeutil import to_rfc3339
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -49,30 +45,12 @@ class Signer:
         return log.latest_checkpoint(session) or self.checkpoint(session)
 
 
-class PeriodicSigner:
-    """A daemon thread that signs a checkpoint every `interval` seconds if the log
-    grew since the last one. Several workers may each sign; checkpoints are cheap
-    and all consistent with each other."""
-
-    def __init__(self, signer: Signer, engine: Engine, interval: float) -> None:
-        self._signer, self._engine, self._interval = signer, engine, interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="audit-checkpoints", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                with Session(self._engine) as session:
-                    latest = log.latest_checkpoint(session)
-                    if log.head(session).size > (latest.size if latest else 0):
-                        self._signer.checkpoint(session)
-                        session.commit()
-            except Exception:  # keep signing later; the next tick retries
-                logger.exception("signing an audit checkpoint failed")
+def sign_if_grown(signer: Signer, engine: Engine) -> None:
+    """Sign a checkpoint if the log grew since the last one (the server does this
+    every EXCHANGE_CHECKPOINT_INTERVAL_SECONDS). Several workers may each sign;
+    checkpoints are cheap and all consistent with each other."""
+    with Session(engine) as session:
+        latest = log.latest_checkpoint(session)
+        if log.head(session).size > (latest.size if latest else 0):
+            signer.checkpoint(session)
+            session.commit()

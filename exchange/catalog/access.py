@@ -12,17 +12,20 @@ entry names it).
 """
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Annotated
 
 from fastapi import Depends, Path, Query, Request
+from sqlalchemy.orm import Session
 
 from exchange.auth import Caller, CallerDep, decide, log_refusal
 from exchange.catalog import service
 from exchange.catalog.models import PURPOSE, Tier
 from exchange.catalog.service import Described
 from exchange.db import SessionDep
-from exchange.errors import BadRequest, FieldError, NotFound, PurposeRequired
+from exchange.errors import BadRequest, ExchangeError, FieldError, NotFound, PurposeRequired
 from exchange.grants import service as grants
 from exchange.grants.models import Grant
 from policies import Decision
@@ -101,3 +104,30 @@ AggregateAccess = Annotated[ProductAccess, product_access("aggregate", purpose_r
 ReidentifyAccess = Annotated[ProductAccess, product_access("reidentify", purpose_required=True)]
 PublishAccess = Annotated[ProductAccess, product_access("publish", purpose_required=False)]
 UpdateAccess = Annotated[ProductAccess, product_access("update", purpose_required=False)]
+
+
+@contextmanager
+def refusals_logged(
+    session: Session,
+    request: Request,
+    access: ProductAccess,
+    *refusals: type[ExchangeError],
+    action: str | None = None,
+) -> Iterator[None]:
+    """For an action the policy allowed that the service then refuses (a bad batch,
+    a spent budget, a view that withholds images): the refusal is audited as a
+    denial (as `action`, default the access's), durably, before the error goes back."""
+    try:
+        yield
+    except refusals as refused:
+        log_refusal(
+            session,
+            request,
+            access.caller,
+            action=action or access.action,
+            reason=refused.detail,
+            decision=access.decision,
+            product=access.described.product.slug,
+            purpose=access.purpose or None,
+        )
+        raise

@@ -7,9 +7,19 @@ each `ProductVersion`; `Product` keeps the current version's searchable columns.
 import re
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Self
+from itertools import pairwise
+from typing import Any, Literal, Self
 
-from pydantic import model_validator
+import pydantic
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    FiniteFloat,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 from sqlalchemy import JSON, BigInteger, Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
@@ -53,12 +63,79 @@ _FORCED_SENSITIVITY = {
 }
 
 
+TimeBucket = Literal["minute", "hour", "day"]
+MAX_BANDS = 50
+_Finite = int | FiniteFloat
+
+
+class Generalization(BaseModel):
+    """How a field is shown when the policy gives it `generalized`: exactly one of
+
+    - `time_bucket` (timestamps): the UTC minute, hour or day holding the time;
+    - `round_to` (numbers, integers): the nearest multiple, halves rounded up;
+    - `bands` (numbers, integers): the band between two ascending edges that holds
+      the value, open below the first edge and above the last;
+    - `resolution` (geo points): the H3 resolution, instead of the product's
+      `grid_resolution`.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    time_bucket: TimeBucket | None = None
+    round_to: _Finite | None = pydantic.Field(default=None, gt=0)
+    bands: tuple[_Finite, ...] | None = pydantic.Field(default=None, max_length=MAX_BANDS)
+    resolution: int | None = pydantic.Field(default=None, ge=4, le=10)
+
+    @field_validator("round_to", "bands", mode="before")
+    @classmethod
+    def _no_booleans(cls, value: Any) -> Any:
+        values = value if isinstance(value, list | tuple) else [value]
+        if any(isinstance(item, bool) for item in values):
+            raise ValueError("expected numbers, not true or false")
+        return value
+
+    @model_validator(mode="after")
+    def _one(self) -> Self:
+        given = [name for name, value in self if value is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of time_bucket, round_to, bands, resolution")
+        if self.bands is not None:
+            if not self.bands:
+                raise ValueError("bands needs at least one edge")
+            if any(low >= high for low, high in pairwise(self.bands)):
+                raise ValueError("band edges must be strictly ascending")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _given_only(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """`{"bands": [0, 30, 60]}`, not four keys of which three are null."""
+        return {name: value for name, value in handler(self).items() if value is not None}
+
+    @property
+    def kind(self) -> str:
+        return next(name for name, value in self if value is not None)
+
+
+_GENERALIZES = {
+    "time_bucket": (FieldType.timestamp,),
+    "round_to": (FieldType.number, FieldType.integer),
+    "bands": (FieldType.number, FieldType.integer),
+    "resolution": (FieldType.geo_point,),
+}
+
+
 class FieldSpec(SQLModel):
     name: str = Field(max_length=63, schema_extra={"pattern": NAME})
     type: FieldType
     sensitivity: Sensitivity = Sensitivity.none
     required: bool = True
     description: str = Field(default="", max_length=500)
+    generalization: Generalization | None = Field(
+        default=None,
+        description='How the field is shown generalized: {"time_bucket": "hour"} (timestamp), '
+        '{"round_to": 5} or {"bands": [0, 30, 60]} (number, integer), {"resolution": 7} '
+        "(geo_point). Used only when the policy gives the field's sensitivity `generalized`.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -67,6 +144,19 @@ class FieldSpec(SQLModel):
         forced = _FORCED_SENSITIVITY.get(self.type)
         if forced and self.sensitivity not in (forced, Sensitivity.sensitive):
             raise ValueError(f"a {self.type} field has sensitivity {forced} (or sensitive)")
+        if self.generalization is not None:
+            kind = self.generalization.kind
+            fits = _GENERALIZES[kind]
+            if self.type not in fits:
+                raise ValueError(
+                    f"field {self.name!r}: {kind} generalizes {' or '.join(fits)} fields, "
+                    f"not a {self.type} field"
+                )
+            step = self.generalization.round_to
+            if self.type == FieldType.integer and step is not None and step != int(step):
+                raise ValueError(
+                    f"field {self.name!r}: an integer field rounds to a whole number, not {step}"
+                )
         return self
 
 

@@ -46,13 +46,25 @@ PEDESTRIAN_NEAR_MISSES = ProductCreate.model_validate(
         "purposes": ["research", "traffic_management", "urban_planning", "law_enforcement"],
         "retention_days": 365,
         "fields": [
-            {"name": "occurred_at", "type": "timestamp"},
+            # A pedestrian's precise time and place together are whereabouts: the
+            # protected view shows the hour and the cell.
+            {
+                "name": "occurred_at",
+                "type": "timestamp",
+                "sensitivity": "location",
+                "generalization": {"time_bucket": "hour"},
+            },
             {"name": "location", "type": "geo_point", "sensitivity": "location"},
             {"name": "district", "type": "string"},
             {"name": "road", "type": "string"},
             {"name": "road_user", "type": "string"},
             {"name": "min_distance_m", "type": "number"},
-            {"name": "vehicle_speed_kmh", "type": "number"},
+            {
+                "name": "vehicle_speed_kmh",
+                "type": "number",
+                "sensitivity": "personal",
+                "generalization": {"bands": [0, 20, 30, 40, 50, 60, 80]},
+            },
             {"name": "time_to_collision_s", "type": "number"},
             {"name": "vehicle_id", "type": "string"},
             {"name": "photo", "type": "image_ref", "sensitivity": "image"},

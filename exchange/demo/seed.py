@@ -9,6 +9,7 @@ demo machine, never anything else's.
 
 import json
 import os
+import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,10 +24,13 @@ from exchange.catalog import service as catalog
 from exchange.catalog.access import ProductAccess
 from exchange.catalog.models import ProductCreate
 from exchange.demo import data
+from exchange.demo.photos import scene
 from exchange.demo.products import HOTLINE_TICKETS, PEDESTRIAN_NEAR_MISSES, VIOLATION_CAPTURES
 from exchange.errors import NotFound
 from exchange.identity import service as identity
 from exchange.identity.models import OrganizationCreate, OrgKind, Principal, PrincipalCreate, Role
+from exchange.images import service as images
+from exchange.keyring.service import Keyring
 from exchange.records import service as records
 from policies import PolicyEngine
 
@@ -115,6 +119,7 @@ PRODUCTS: tuple[tuple[str, ProductCreate, Any, int], ...] = (
 )
 
 CLI_ORIGIN = Origin(request_id=None, client_address="cli:demo")
+_CHUNK = 500
 
 
 def credentials_path(data_dir: Path) -> Path:
@@ -197,6 +202,7 @@ def _ensure_product(
     generate: Any,
     count: int,
     now: datetime,
+    keyring: Keyring,
 ) -> int:
     """Register the product if absent and publish its records if it has none; the
     number of records published."""
@@ -221,11 +227,35 @@ def _ensure_product(
     if not decision.allowed:
         raise RuntimeError(f"the policy refuses the demo's publish: {decision.reason}")
     access = ProductAccess(caller, described, "publish", "", decision)
-    result = records.publish(session, CLI_ORIGIN, access, generate(count, now=now), atomic=True)
-    return result.accepted
+    accepted = 0
+    items = generate(count, now=now)
+    for start in range(0, len(items), _CHUNK):
+        chunk = items[start : start + _CHUNK]
+        photos = _photographed(chunk)
+        result = records.publish(session, CLI_ORIGIN, access, chunk, atomic=True, keyring=keyring)
+        if photos:
+            images.upload(session, CLI_ORIGIN, access, keyring, photos)
+        accepted += result.accepted
+    return accepted
 
 
-def seed(session: Session, data_dir: Path, policy: PolicyEngine) -> dict[str, Any]:
+def _photographed(items: list[dict[str, Any]]) -> dict[str, bytes]:
+    """Draw each record's photo, put its plate and face boxes in the record's photo
+    field, and return the photos by record id."""
+    photos = {}
+    for number, item in enumerate(items):
+        if "photo" not in item:
+            continue
+        seed = zlib.crc32(item["id"].encode()) + number
+        photo, boxes = scene(seed, str(item.get("plate", "")), width=480, height=270)
+        item["photo"] = {"ref": item["photo"], "boxes": [box.as_dict() for box in boxes]}
+        photos[item["id"]] = photo
+    return photos
+
+
+def seed(
+    session: Session, data_dir: Path, policy: PolicyEngine, keyring: Keyring
+) -> dict[str, Any]:
     """Set up the day; returns what was created. The caller commits."""
     path = credentials_path(data_dir)
     credentials = _load(path)
@@ -241,7 +271,7 @@ def seed(session: Session, data_dir: Path, policy: PolicyEngine) -> dict[str, An
     for key, definition, generate, count in PRODUCTS:
         caller = _caller(session, credentials[key]["client_id"])
         published[definition.slug] = _ensure_product(
-            session, policy, caller, definition, generate, count, now
+            session, policy, caller, definition, generate, count, now, keyring
         )
     _save(path, credentials)
     return {"principals_created": created, "records_published": published, "credentials": str(path)}

@@ -1,4 +1,5 @@
-"""Reading a publish request's body: a JSON array, or NDJSON (one record a line)."""
+"""Reading a publish request's body: a JSON array, or NDJSON (one record a line);
+or an image, as bytes."""
 
 import json
 from typing import Any
@@ -10,10 +11,8 @@ from exchange.errors import BadRequest, FieldError, PayloadTooLarge
 NDJSON = "application/x-ndjson"
 
 
-async def read_batch(request: Request) -> list[Any]:
-    """The records in the body, in order. Raises BadRequest naming the line or
-    position that does not parse, PayloadTooLarge past the configured size."""
-    limit = request.app.state.settings.max_body_bytes
+async def read_limited(request: Request, limit: int) -> bytes:
+    """The whole body, refused with PayloadTooLarge as soon as it passes `limit` bytes."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"the body is larger than {limit} bytes")
@@ -22,6 +21,13 @@ async def read_batch(request: Request) -> list[Any]:
         body.extend(chunk)
         if len(body) > limit:
             raise PayloadTooLarge(f"the body is larger than {limit} bytes")
+    return bytes(body)
+
+
+async def read_batch(request: Request) -> list[Any]:
+    """The records in the body, in order. Raises BadRequest naming the line or
+    position that does not parse, PayloadTooLarge past the configured size."""
+    body = await read_limited(request, request.app.state.settings.max_body_bytes)
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as error:

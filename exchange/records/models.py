@@ -1,9 +1,9 @@
-"""Published records: one row per (product, publisher's id)."""
+"""Published records: one row per (product, publisher's id); protected fields sealed."""
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, Integer, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Index, Integer, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from exchange.timeutil import utcnow
@@ -26,7 +26,19 @@ class Record(SQLModel, table=True):
     seq: int = Field(sa_type=BigInteger, description="Per-product, dense, from 1.")
     record_id: str = Field(max_length=200, description="The publisher's own id.")
     product_version: int
-    content: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
-    content_hash: str = Field(max_length=64)
+    content: dict[str, Any] = Field(
+        sa_column=Column(JSON, nullable=False), description="The fields stored in the clear."
+    )
+    sealed: bytes | None = Field(
+        default=None,
+        sa_column=Column(LargeBinary, nullable=True),
+        description="The protected fields, encrypted with the product's data key.",
+    )
+    blind: dict[str, str] | None = Field(
+        default=None,
+        sa_column=Column(JSON, nullable=True),
+        description="Keyed digests of the sealed fields that filters can match.",
+    )
+    content_hash: str = Field(max_length=64, description="Keyed digest of the whole record.")
     event_time: datetime | None = None
     published_at: datetime = Field(default_factory=utcnow)

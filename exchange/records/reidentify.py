@@ -24,6 +24,7 @@ from exchange.errors import BadRequest, FieldError
 from exchange.identity.service import get_organization
 from exchange.privacy.pseudonyms import EPOCH_ORIGIN, PREFIX, Epoch
 from exchange.records.models import Record
+from exchange.records.sealed import opened
 from exchange.timeutil import parse_rfc3339, to_rfc3339, utcnow
 
 MATCHES_SHOWN = 100
@@ -83,13 +84,15 @@ def reidentify(
         .order_by(Record.seq)
         .execution_options(yield_per=1000)
     )
+    key = request.app.state.keyring.for_reading(session, access.described.product.id)
     for row in rows:
+        content = opened(key, row)
         for name in candidates:
-            if name in row.content and pseudonymize(row.content[name]) == data.pseudonym:
-                field, value = name, str(row.content[name])
+            if name in content and pseudonymize(content[name]) == data.pseudonym:
+                field, value = name, str(content[name])
                 matches.append(row)
                 break
-    _audit(session, request, access, data, consumer, epoch, matches, field)
+    _audit(session, request, access, data, consumer, epoch, matches, field, value)
     return Reidentified(
         pseudonym=data.pseudonym,
         consumer=consumer,
@@ -133,6 +136,7 @@ def _audit(
     epoch: Epoch,
     matches: list[Record],
     field: str | None,
+    value: str | None,
 ) -> None:
     index = record_allowed(
         session,
@@ -154,6 +158,5 @@ def _audit(
     subject_field = access.described.definition.subject_field
     if matches and field == subject_field:
         # so the subject's access report lists who had the plate re-identified, and why
-        value = matches[0].content[field]
         key = request.app.state.subjects.key(access.described.product.slug, value)
         log.index_subjects(session, index, [key])

@@ -7,8 +7,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from exchange.auth import log_refusal
-from exchange.catalog.access import PublishAccess, ReadAccess
+from exchange.catalog.access import PublishAccess, ReadAccess, refusals_logged
 from exchange.db import SessionDep
 from exchange.errors import Conflict, NotFound, ValidationFailed, render
 from exchange.pagination import decode_cursor, encode_cursor
@@ -79,19 +78,10 @@ def publish(
     the same id with the same content is a no-op; with other content, a conflict.
     By default one bad record rejects the batch and nothing is written; with
     `atomic=false` the good ones are stored and the bad ones listed."""
-    try:
-        result = service.publish(session, request, access, items, atomic=atomic)
-    except (ValidationFailed, Conflict) as rejected:
-        log_refusal(
-            session,
-            request,
-            access.caller,
-            action="publish",
-            reason=rejected.detail,
-            decision=access.decision,
-            product=access.described.product.slug,
+    with refusals_logged(session, request, access, ValidationFailed, Conflict):
+        result = service.publish(
+            session, request, access, items, atomic=atomic, keyring=request.app.state.keyring
         )
-        raise
     return PublishOutcome(
         accepted=result.accepted,
         unchanged=result.unchanged,

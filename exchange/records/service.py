@@ -16,18 +16,19 @@ from sqlalchemy.orm import Session
 from audit import store as log
 from exchange.auditing.trail import Origin, record_allowed
 from exchange.catalog.access import ProductAccess
-from exchange.catalog.models import FieldType, Product, Sensitivity
+from exchange.catalog.models import Definition, FieldType, Product, Sensitivity
 from exchange.errors import BadRequest, Conflict, FieldError, ValidationFailed
 from exchange.grants import service as grants
+from exchange.keyring.service import Keyring
 from exchange.privacy import views
 from exchange.privacy.pseudonyms import Epoch
-from exchange.records import validation
+from exchange.privacy.sealing import DataKey
+from exchange.records import sealed, validation
 from exchange.records.models import Record
 from exchange.timeutil import to_rfc3339, utcnow
 
 _LOOKUP_CHUNK = 500
 _INTEGER = re.compile(r"-?[0-9]+")
-_FILTERABLE = {FieldType.string, FieldType.integer, FieldType.boolean}
 
 
 @dataclass
@@ -48,7 +49,7 @@ class _Valid:
 
 
 def _validate_all(
-    items: list[Any], access: ProductAccess
+    items: list[Any], access: ProductAccess, key: DataKey
 ) -> tuple[list[_Valid], list[FieldError], int]:
     """Valid records (first of each id), errors by position, and how many records
     repeat an earlier one of the batch exactly."""
@@ -60,7 +61,7 @@ def _validate_all(
         except validation.Invalid as invalid:
             errors.append(validation.field_error(index, invalid))
             continue
-        digest = validation.content_hash(content)
+        digest = key.content_hash(content)
         if record_id in seen:
             if seen[record_id] != digest:
                 errors.append(
@@ -95,6 +96,7 @@ def publish(
     items: list[Any],
     *,
     atomic: bool,
+    keyring: Keyring,
 ) -> PublishResult:
     """Store the new records of a batch; a record already stored with the same
     content is unchanged, with other content a conflict.
@@ -102,12 +104,14 @@ def publish(
     Atomic (the default): any bad record rejects the batch — ValidationFailed (422)
     listing every bad record by position, or Conflict (409) when the only problems
     are ids already published with other content — and nothing is written.
-    Otherwise the good records are stored and the bad ones reported.
+    Otherwise the good records are stored and the bad ones reported. Protected
+    fields are sealed with the product's data key (Gone if it was destroyed).
     """
     described = access.described
     product_id = described.product.id
     assert product_id is not None
-    valid, errors, repeats = _validate_all(items, access)
+    key = keyring.for_writing(session, product_id)
+    valid, errors, repeats = _validate_all(items, access, key)
     stored = _stored_hashes(session, product_id, [v.record_id for v in valid])
     result = PublishResult(unchanged=repeats)
     new: list[_Valid] = []
@@ -126,7 +130,11 @@ def publish(
             f"{len(errors)} of {len(items)} records rejected; nothing was written", errors=errors
         )
     result.rejected = errors
-    seqs = _insert(session, product_id, described.version, new, described.definition) if new else []
+    seqs = (
+        _insert(session, product_id, described.version, new, described.definition, key)
+        if new
+        else []
+    )
     result.accepted = len(seqs)
     if seqs:
         result.first_seq, result.last_seq = seqs[0], seqs[-1]
@@ -147,7 +155,12 @@ def publish(
 
 
 def _insert(
-    session: Session, product_id: int, version: int, new: list[_Valid], definition: Any
+    session: Session,
+    product_id: int,
+    version: int,
+    new: list[_Valid],
+    definition: Definition,
+    key: DataKey,
 ) -> list[int]:
     """Rows with the next dense sequence numbers, under the product row's lock."""
     last = session.scalar(
@@ -155,19 +168,24 @@ def _insert(
     )
     assert last is not None
     now = utcnow()
-    rows = [
-        {
-            "product_id": product_id,
-            "seq": last + offset,
-            "record_id": item.record_id,
-            "product_version": version,
-            "content": item.content,
-            "content_hash": item.digest,
-            "event_time": validation.event_time(item.content, definition),
-            "published_at": now,
-        }
-        for offset, item in enumerate(new, start=1)
-    ]
+    layout = sealed.Layout.of(definition)
+    rows = []
+    for offset, item in enumerate(new, start=1):
+        stored = sealed.seal(layout, key, item.record_id, item.content)
+        rows.append(
+            {
+                "product_id": product_id,
+                "seq": last + offset,
+                "record_id": item.record_id,
+                "product_version": version,
+                "content": stored.content,
+                "sealed": stored.sealed,
+                "blind": stored.blind,
+                "content_hash": item.digest,
+                "event_time": validation.event_time(item.content, definition),
+                "published_at": now,
+            }
+        )
     session.execute(insert(Record), rows)
     session.execute(
         update(Product).where(Product.id == product_id).values(record_seq=last + len(rows))
@@ -199,38 +217,50 @@ class _Shaper:
     @classmethod
     def of(cls, request: Request, access: ProductAccess) -> "_Shaper":
         """Pseudonyms in the caller organisation's own domain for this product and epoch."""
-        treatment_of = _treatments(access)
+        treatment_of = field_treatments(access)
         definition = access.described.definition
+        resolution = definition.grid_resolution
         if "pseudonymized" not in treatment_of.values():
-            return cls(treatment_of, views.Shaping(None, definition.grid_resolution), None)
+            return cls(
+                treatment_of, views.Shaping.of(definition.fields, resolution=resolution), None
+            )
         epoch = Epoch.at(utcnow(), definition.pseudonym_epoch_days)
         domain = request.app.state.pseudonyms.domain(
             access.caller.organization, access.described.product.slug, epoch
         )
-        return cls(treatment_of, views.Shaping(domain, definition.grid_resolution), epoch.end)
+        shaping = views.Shaping.of(definition.fields, resolution=resolution, pseudonymize=domain)
+        return cls(treatment_of, shaping, epoch.end)
 
-    def page(self, access: ProductAccess, rows: list[Record], next_after: int | None) -> Page:
+    def page(
+        self,
+        access: ProductAccess,
+        rows: list[Record],
+        contents: list[dict[str, Any]],
+        next_after: int | None,
+    ) -> Page:
         return Page(
             view=access.decision.view,
             treatments=self.treatment_of,
-            records=[self._shown(row) for row in rows],
+            records=[
+                self._shown(row, content) for row, content in zip(rows, contents, strict=True)
+            ],
             next_after=next_after,
             pseudonyms_until=self.pseudonyms_until,
         )
 
-    def _shown(self, row: Record) -> dict[str, Any]:
+    def _shown(self, row: Record, content: dict[str, Any]) -> dict[str, Any]:
         return {
             "id": row.record_id,
             "seq": row.seq,
             "published_at": to_rfc3339(row.published_at),
-            **views.apply(self.treatment_of, row.content, self.shaping),
+            **views.apply(self.treatment_of, content, self.shaping),
         }
 
 
 def _filter_problem(treatment_of: dict[str, str], name: str, spec: Any, value: str) -> str | None:
     if spec is None:
         return "expected field=value with a field of this product"
-    if spec.type not in _FILTERABLE:
+    if spec.type not in sealed.FILTERABLE:
         return f"{spec.type} fields cannot be filtered on"
     if treatment_of.get(name) != "raw":
         shown = treatment_of.get(name, "withheld")
@@ -244,13 +274,14 @@ def _filter_problem(treatment_of: dict[str, str], name: str, spec: Any, value: s
     return None
 
 
-def _filter_clauses(access: ProductAccess, filters: list[str]) -> list[Any]:
+def _filter_clauses(access: ProductAccess, filters: list[str], key: DataKey | None) -> list[Any]:
     """`field=value` conditions on fields the caller sees raw. Filtering on a field
     it sees masked, generalised or not at all (a sensitive field in a protected
     view, a field outside its grant's scope) would let it probe values it may not
-    see. Raises BadRequest naming the filter's position."""
+    see. A sealed field is matched by its blind index. Raises BadRequest naming the
+    filter's position."""
     specs = {spec.name: spec for spec in access.described.definition.fields}
-    treatment_of = _treatments(access)
+    treatment_of = field_treatments(access)
     clauses = []
     for position, text in enumerate(filters):
         name, _, value = text.partition("=")
@@ -259,6 +290,11 @@ def _filter_clauses(access: ProductAccess, filters: list[str]) -> list[Any]:
             raise BadRequest(
                 "a filter cannot be applied", errors=[FieldError(problem, "filter", position)]
             )
+        typed = _typed(spec.type, value)
+        if name in sealed.Layout.of(access.described.definition).blind:
+            digest = key.blind(name, typed) if key else ""
+            clauses.append(Record.blind[name].as_string() == digest)
+            continue
         element = Record.content[name]
         if spec.type == FieldType.integer:
             # as_integer() casts to a 32-bit INTEGER on PostgreSQL; values are 64-bit.
@@ -270,15 +306,46 @@ def _filter_clauses(access: ProductAccess, filters: list[str]) -> list[Any]:
     return clauses
 
 
-def _time_window_allowed(access: ProductAccess) -> None:
-    """A time window filters on the product's time field, so it needs that field raw."""
-    time_field = access.described.definition.time_field
-    shown = _treatments(access).get(time_field or "", "withheld")
-    if time_field is not None and shown != "raw":
+def _typed(field_type: FieldType, value: str) -> Any:
+    if field_type == FieldType.integer:
+        return int(value)
+    if field_type == FieldType.boolean:
+        return value == "true"
+    return value
+
+
+def _time_window_allowed(
+    access: ProductAccess, since: datetime | None, until: datetime | None
+) -> None:
+    """A time window filters on the product's time field, so it needs that field raw,
+    or generalized to time buckets with both bounds on bucket starts: the window then
+    selects whole buckets and cannot probe a time finer than the reader is shown.
+    Raises BadRequest naming the bound (`from`, `to`) that is not allowed."""
+    definition = access.described.definition
+    time_field = definition.time_field
+    if time_field is None:
+        return
+    shown = field_treatments(access).get(time_field, "withheld")
+    if shown == "raw":
+        return
+    spec = next(spec for spec in definition.fields if spec.name == time_field)
+    bucket = spec.generalization.time_bucket if spec.generalization is not None else None
+    if shown != "generalized" or bucket is None:
         raise BadRequest(
             "a time window cannot be applied",
             errors=[FieldError(f"{time_field} is shown {shown}; the window needs it raw", "from")],
         )
+    errors = [
+        FieldError(
+            f"{to_rfc3339(bound)} is not the start of a UTC {bucket}; {time_field} is shown "
+            f"by the {bucket}, so a window starts and ends on whole {bucket}s",
+            name,
+        )
+        for name, bound in (("from", since), ("to", until))
+        if bound is not None and views.bucket_start(bound, bucket) != bound
+    ]
+    if errors:
+        raise BadRequest("a time window cannot be applied", errors=errors)
 
 
 def read_page(
@@ -295,6 +362,8 @@ def read_page(
     """Records after the cursor, oldest first, shaped by the decision's view; under a
     grant, only within its scope and no more than its quota has left."""
     product_id = access.described.product.id
+    assert product_id is not None
+    key = request.app.state.keyring.for_reading(session, product_id)
     if access.grant is not None:
         limit = min(limit, grants.remaining(access.grant) or limit)
     query = (
@@ -303,25 +372,27 @@ def read_page(
     if after is not None:
         query = query.where(Record.seq > after)
     if since is not None or until is not None:
-        _time_window_allowed(access)
+        _time_window_allowed(access, since, until)
     if since is not None:
         query = query.where(Record.event_time >= since)
     if until is not None:
         query = query.where(Record.event_time < until)
-    for clause in _filter_clauses(access, filters):
+    for clause in _filter_clauses(access, filters, key):
         query = query.where(clause)
     for clause in grants.scope_clauses(access.grant):
         query = query.where(clause)
     rows = list(session.scalars(query))
     more = len(rows) > limit
     rows = rows[:limit]
-    page = _Shaper.of(request, access).page(access, rows, rows[-1].seq if more and rows else None)
+    contents = [sealed.opened(key, row) for row in rows]
+    next_after = rows[-1].seq if more and rows else None
+    page = _Shaper.of(request, access).page(access, rows, contents, next_after)
     details = {
         "filters": _logged_filters(request, access, filters),
         "from": since and to_rfc3339(since),
         "until": until and to_rfc3339(until),
     }
-    _audit_read(session, request, access, rows, details)
+    audit_read(session, request, access, rows, contents, details)
     return page
 
 
@@ -329,6 +400,9 @@ def read_one(
     session: Session, request: Request, access: ProductAccess, record_id: str
 ) -> tuple[Page, bool]:
     """One record by the publisher's id; (page, found). The read is audited either way."""
+    product_id = access.described.product.id
+    assert product_id is not None
+    key = request.app.state.keyring.for_reading(session, product_id)
     row = session.scalar(
         select(Record).where(
             Record.product_id == access.described.product.id,
@@ -337,11 +411,12 @@ def read_one(
         )
     )
     rows = [row] if row else []
-    _audit_read(session, request, access, rows, {"id": record_id})
-    return _Shaper.of(request, access).page(access, rows, None), row is not None
+    contents = [sealed.opened(key, row) for row in rows]
+    audit_read(session, request, access, rows, contents, {"id": record_id})
+    return _Shaper.of(request, access).page(access, rows, contents, None), row is not None
 
 
-def _treatments(access: ProductAccess) -> dict[str, str]:
+def field_treatments(access: ProductAccess) -> dict[str, str]:
     """Field → treatment: the decision's view, and under a grant limited to some
     fields, every other field withheld."""
     fields = access.described.definition.fields
@@ -363,11 +438,12 @@ def _logged_filters(request: Request, access: ProductAccess, filters: list[str])
     return logged
 
 
-def _audit_read(
+def audit_read(
     session: Session,
     request: Request,
     access: ProductAccess,
     rows: list[Record],
+    contents: list[dict[str, Any]],
     details: dict[str, Any],
 ) -> None:
     """The read's audit entry, and — if the product declares a subject field — the
@@ -389,5 +465,5 @@ def _audit_read(
     subject_field = access.described.definition.subject_field
     if subject_field:
         subjects = request.app.state.subjects
-        values = {row.content[subject_field] for row in rows if subject_field in row.content}
+        values = {content[subject_field] for content in contents if subject_field in content}
         log.index_subjects(session, index, [subjects.key(product, value) for value in values])

@@ -1,11 +1,9 @@
 """Checking one record against a product's schema. Pure; no I/O.
 
 A valid record comes back normalised (timestamps in UTC, `Z`; numbers as given),
-so the same content always hashes the same, whatever offset it was sent with.
+so the same content always digests the same, whatever offset it was sent with.
 """
 
-import hashlib
-import json
 import math
 from collections.abc import Callable
 from datetime import datetime
@@ -17,6 +15,9 @@ from exchange.timeutil import parse_rfc3339, to_rfc3339
 
 MAX_ID_LENGTH = 200
 MAX_STRING_LENGTH = 10_000
+MAX_BOXES = 100
+BOX_KINDS = frozenset({"plate", "face"})
+BOX_KEYS = frozenset({"kind", "x", "y", "w", "h"})
 
 
 class Invalid(ValueError):
@@ -70,11 +71,42 @@ def _geo_point(value: Any) -> dict[str, float]:
     return {"lat": float(lat), "lon": float(lon)}
 
 
-def _image_ref(value: Any) -> str:
+def _reference(value: Any) -> str:
     reference = _string(value)
     if not reference or len(reference) > 1000:
         raise ValueError("expected a non-empty reference of at most 1000 characters")
     return reference
+
+
+def _box(index: int, value: Any) -> dict[str, Any]:
+    where = f"boxes[{index}]"
+    if not isinstance(value, dict) or set(value) != BOX_KEYS:
+        raise ValueError(f'{where}: expected {{"kind", "x", "y", "w", "h"}}')
+    if value["kind"] not in BOX_KINDS:
+        raise ValueError(f"{where}: kind is one of {', '.join(sorted(BOX_KINDS))}")
+    for name in ("x", "y", "w", "h"):
+        number = value[name]
+        if isinstance(number, bool) or not isinstance(number, int) or not 0 <= number < 2**20:
+            raise ValueError(f"{where}: {name} is a whole number of pixels from 0")
+    if value["w"] == 0 or value["h"] == 0:
+        raise ValueError(f"{where}: a box has a width and a height")
+    return {name: value[name] for name in sorted(BOX_KEYS)}
+
+
+def _image_ref(value: Any) -> str | dict[str, Any]:
+    """A reference, or `{"ref"?: …, "boxes": [{kind, x, y, w, h}]}`: where the image's
+    plates and faces are (pixels from the top left), which its redacted view fills."""
+    if not isinstance(value, dict):
+        return _reference(value)
+    if not set(value) <= {"ref", "boxes"} or "boxes" not in value:
+        raise ValueError('expected a reference, or {"ref": …, "boxes": […]}')
+    boxes = value["boxes"]
+    if not isinstance(boxes, list) or len(boxes) > MAX_BOXES:
+        raise ValueError(f"boxes is a list of at most {MAX_BOXES} boxes")
+    image: dict[str, Any] = {"boxes": [_box(i, box) for i, box in enumerate(boxes)]}
+    if "ref" in value:
+        image["ref"] = _reference(value["ref"])
+    return image
 
 
 _CHECKS: dict[FieldType, Callable[[Any], Any]] = {
@@ -116,11 +148,6 @@ def validate(record: Any, definition: Definition) -> tuple[str, dict[str, Any]]:
             continue
         content[name] = _field(spec, value)
     return record_id, content
-
-
-def content_hash(content: dict[str, Any]) -> str:
-    encoded = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(encoded.encode()).hexdigest()
 
 
 def event_time(content: dict[str, Any], definition: Definition) -> datetime | None:

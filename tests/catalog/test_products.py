@@ -150,6 +150,133 @@ INVALID = [
     pytest.param({"pseudonym_epoch_days": 367}, "pseudonym_epoch_days", "", id="epoch-long"),
     pytest.param({"grid_resolution": 3}, "grid_resolution", "", id="grid-coarse"),
     pytest.param({"grid_resolution": 11}, "grid_resolution", "", id="grid-fine"),
+    *[
+        pytest.param({"fields": _with_field(spec)}, where, reason, id=name)
+        for name, spec, where, reason in [
+            (
+                "bucket-on-a-number",
+                {"name": "weight", "type": "number", "generalization": {"time_bucket": "hour"}},
+                "fields.9",
+                "field 'weight': time_bucket generalizes timestamp fields, not a number field",
+            ),
+            (
+                "bands-on-a-timestamp",
+                {"name": "seen_at", "type": "timestamp", "generalization": {"bands": [0, 1]}},
+                "fields.9",
+                "field 'seen_at': bands generalizes number or integer fields",
+            ),
+            (
+                "round-on-a-string",
+                {"name": "colour", "type": "string", "generalization": {"round_to": 5}},
+                "fields.9",
+                "field 'colour': round_to generalizes number or integer fields",
+            ),
+            (
+                "resolution-on-a-number",
+                {"name": "weight", "type": "number", "generalization": {"resolution": 7}},
+                "fields.9",
+                "field 'weight': resolution generalizes geo_point fields",
+            ),
+            (
+                "bucket-on-an-image",
+                {
+                    "name": "scene",
+                    "type": "image_ref",
+                    "sensitivity": "image",
+                    "generalization": {"time_bucket": "day"},
+                },
+                "fields.9",
+                "field 'scene'",
+            ),
+            (
+                "fractional-round-on-an-integer",
+                {"name": "axles", "type": "integer", "generalization": {"round_to": 2.5}},
+                "fields.9",
+                "field 'axles': an integer field rounds to a whole number",
+            ),
+            (
+                "unknown-bucket",
+                {"name": "seen_at", "type": "timestamp", "generalization": {"time_bucket": "week"}},
+                "fields.9.generalization.time_bucket",
+                "",
+            ),
+            (
+                "empty-bands",
+                {"name": "weight", "type": "number", "generalization": {"bands": []}},
+                "fields.9.generalization",
+                "at least one edge",
+            ),
+            (
+                "bands-not-ascending",
+                {"name": "weight", "type": "number", "generalization": {"bands": [0, 50, 50]}},
+                "fields.9.generalization",
+                "strictly ascending",
+            ),
+            (
+                "bands-descending",
+                {"name": "weight", "type": "number", "generalization": {"bands": [80, 60]}},
+                "fields.9.generalization",
+                "strictly ascending",
+            ),
+            (
+                "band-not-a-number",
+                {"name": "weight", "type": "number", "generalization": {"bands": [0, "x"]}},
+                "fields.9.generalization.bands.1.int",
+                "",
+            ),
+            (
+                "round-to-zero",
+                {"name": "weight", "type": "number", "generalization": {"round_to": 0}},
+                "fields.9.generalization.round_to",
+                "greater than 0",
+            ),
+            (
+                "round-to-negative",
+                {"name": "weight", "type": "number", "generalization": {"round_to": -5}},
+                "fields.9.generalization.round_to",
+                "greater than 0",
+            ),
+            (
+                "round-to-true",
+                {"name": "weight", "type": "number", "generalization": {"round_to": True}},
+                "fields.9.generalization.round_to",
+                "not true or false",
+            ),
+            (
+                "two-generalizations",
+                {
+                    "name": "weight",
+                    "type": "number",
+                    "generalization": {"round_to": 5, "bands": [0, 50]},
+                },
+                "fields.9.generalization",
+                "exactly one of",
+            ),
+            (
+                "no-generalization",
+                {"name": "weight", "type": "number", "generalization": {}},
+                "fields.9.generalization",
+                "exactly one of",
+            ),
+            (
+                "unknown-generalization",
+                {"name": "weight", "type": "number", "generalization": {"noise": 1}},
+                "fields.9.generalization.noise",
+                "",
+            ),
+            (
+                "resolution-too-fine",
+                {
+                    "name": "home",
+                    "type": "geo_point",
+                    "sensitivity": "location",
+                    "generalization": {"resolution": 11},
+                },
+                "fields.9.generalization.resolution",
+                "",
+            ),
+        ]
+    ],
 ]
 
 
@@ -169,6 +296,105 @@ def test_an_invalid_definition_is_rejected_naming_the_place(
     slug = definition["slug"] or "x"
     assert exchange.get("fleet", f"/v1/products/{slug}").status_code == 404
     assert exchange.get("fleet", "/v1/products").json()["products"] == []
+
+
+GENERALIZED_FIELDS = [
+    {
+        "name": "captured_at",
+        "type": "timestamp",
+        "sensitivity": "location",
+        "generalization": {"time_bucket": "hour"},
+    },
+    {
+        "name": "location",
+        "type": "geo_point",
+        "sensitivity": "location",
+        "generalization": {"resolution": 7},
+    },
+    {"name": "violation_type", "type": "string"},
+    {"name": "plate", "type": "string", "sensitivity": "personal"},
+    {
+        "name": "speed_kmh",
+        "type": "number",
+        "sensitivity": "personal",
+        "generalization": {"bands": [0, 30, 50.5, 80]},
+    },
+    {
+        "name": "lane",
+        "type": "integer",
+        "sensitivity": "personal",
+        "generalization": {"round_to": 2},
+    },
+    {"name": "photo", "type": "image_ref", "sensitivity": "image"},
+]
+
+
+def test_fields_declare_how_they_are_generalized(exchange: Exchange) -> None:
+    body = exchange.register("fleet", captures_product(fields=GENERALIZED_FIELDS))
+
+    assert {f["name"]: f["generalization"] for f in body["fields"]} == {
+        "captured_at": {"time_bucket": "hour"},
+        "location": {"resolution": 7},
+        "violation_type": None,
+        "plate": None,
+        "speed_kmh": {"bands": [0, 30, 50.5, 80]},
+        "lane": {"round_to": 2},
+        "photo": None,
+    }
+    assert details(exchange, "mapco").json()["fields"] == body["fields"]
+
+
+def test_a_patch_adds_changes_and_drops_a_generalization(exchange: Exchange) -> None:
+    exchange.register("fleet", captures_product())
+    path = f"/v1/products/{PRODUCT}"
+    fields = captures_product()["fields"]
+    speed = {"name": "speed_kmh", "type": "number", "sensitivity": "personal"}
+
+    banded = [
+        f if f["name"] != "speed_kmh" else {**speed, "generalization": {"bands": [50]}}
+        for f in fields
+    ]
+    rounded = [
+        f if f["name"] != "speed_kmh" else {**speed, "generalization": {"round_to": 10}}
+        for f in fields
+    ]
+    for version, changed, shown in [
+        (2, banded, {"bands": [50]}),
+        (3, rounded, {"round_to": 10}),
+        (4, fields, None),
+    ]:
+        response = exchange.patch("fleet", path, json={"fields": changed})
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["version"] == version
+        assert {f["name"]: f["generalization"] for f in body["fields"]}["speed_kmh"] == shown
+    assert details(exchange, "fleet", version=2).json()["fields"][4]["generalization"] == {
+        "bands": [50]
+    }
+
+
+@pytest.mark.parametrize(
+    ("generalization", "field", "reason"),
+    [
+        ({"time_bucket": "hour"}, "fields.4", "field 'speed_kmh': time_bucket generalizes"),
+        ({"bands": [30, 20]}, "fields.4.generalization", "strictly ascending"),
+        ({"bands": []}, "fields.4.generalization", "at least one edge"),
+    ],
+)
+def test_a_patch_with_a_generalization_that_does_not_fit_is_refused(
+    exchange: Exchange, generalization: dict[str, Any], field: str, reason: str
+) -> None:
+    exchange.register("fleet", captures_product())
+    fields = [
+        {**f, "generalization": generalization} if f["name"] == "speed_kmh" else f
+        for f in captures_product()["fields"]
+    ]
+
+    body = problem(exchange.patch("fleet", f"/v1/products/{PRODUCT}", json={"fields": fields}), 400)
+
+    assert field in [e.get("field") for e in body["errors"]], body["errors"]
+    assert any(reason in e["reason"] for e in body["errors"]), body["errors"]
+    assert details(exchange, "fleet").json()["version"] == 1
 
 
 @pytest.mark.parametrize("who", ["police", "mapco", "steward", "auditor"])

@@ -2,6 +2,7 @@
 its own process), then the day's steps 2, 3 and 5 over HTTP with the demo's
 credentials file."""
 
+import hashlib
 import json
 import os
 import socket
@@ -100,7 +101,16 @@ def test_the_day_on_a_real_server(served: str, settings: Settings) -> None:
         assert raw.status_code == 200
         assert raw.json()["view"] == "raw"
         assert all(r["violation_type"] == "red_light" for r in raw.json()["records"])
-        assert raw.json()["records"][0]["photo"].endswith(".jpg")
+        first = raw.json()["records"][0]
+        assert first["photo"]["ref"].endswith(".jpg")
+        assert {box["kind"] for box in first["photo"]["boxes"]} == {"plate", "face"}
+        evidence = police.get(
+            f"/v1/products/violation-captures/records/{first['id']}/image",
+            params={"purpose": "law_enforcement"},
+        )
+        assert evidence.status_code == 200
+        assert evidence.headers["content-type"] == "image/jpeg"
+        assert evidence.headers["exchange-treatment"] == "raw"
         hotline = police.get(
             "/v1/products/hotline-tickets/records", params={"purpose": "law_enforcement"}
         )
@@ -114,8 +124,19 @@ def test_the_day_on_a_real_server(served: str, settings: Settings) -> None:
         page = protected.json()
         record = page["records"][0]
         assert (page["fields"]["plate"], page["label"]) == ("pseudonymized", "deidentified")
-        assert PSEUDONYM.fullmatch(record["plate"]) and "photo" not in record
+        assert PSEUDONYM.fullmatch(record["plate"]) and record["photo"]["redacted"] is True
+        assert page["fields"]["photo"] == "redacted"
         assert record["location"]["cell"].startswith("h3:")
+        public = mapco.get(
+            f"/v1/products/violation-captures/records/{first['id']}/image",
+            params={"purpose": "navigation_safety"},
+        )
+        assert public.status_code == 200
+        assert public.headers["exchange-treatment"] == "redacted"
+        receipt = json.loads(public.headers["exchange-redaction"])
+        assert receipt["original_sha256"] == hashlib.sha256(evidence.content).hexdigest()
+        assert receipt["output_sha256"] == hashlib.sha256(public.content).hexdigest()
+        assert public.content != evidence.content
         assert (
             mapco.get(
                 "/v1/products/violation-captures/records", params={"purpose": "commercial"}

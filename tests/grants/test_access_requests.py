@@ -188,7 +188,7 @@ def test_request_approve_read_expire(world: Exchange) -> None:
         )
         assert shown["plate"] == expected, shown
         assert PSEUDONYM.fullmatch(shown["plate"]), shown
-        assert "photo" not in shown
+        assert shown["photo"] == {"ref": originals[shown["id"]]["photo"], "redacted": True}
     assert len({shown["plate"] for shown in page["records"]}) == COUNT  # six plates, six
 
     reads = audit(world, action="read", grant=str(grant["id"]))

@@ -310,13 +310,14 @@ BAD_LINES = [
     pytest.param("p, org:lingnan-maps, tier:open, read, *, -", "expected", id="p-short"),
     pytest.param("p2, org:lingnan-maps, *, *, biometric, withheld", "sensitivity", id="p2-sens"),
     pytest.param("p2, org:lingnan-maps, *, *, personal, blurred", "treatment", id="p2-treat"),
-    # A treatment must make sense for the sensitivity: a point has no pseudonym, a plate no
-    # grid cell, a photo no mask.
+    # A treatment must make sense for the sensitivity: a point has no pseudonym, a photo no
+    # grid cell and no mask, a plate no redaction.
     pytest.param(
         "p2, org:lingnan-maps, *, *, location, pseudonymized", "treatment", id="p2-location-ps"
     ),
+    pytest.param("p2, org:lingnan-maps, *, *, image, generalized", "treatment", id="p2-image-grid"),
     pytest.param(
-        "p2, org:lingnan-maps, *, *, personal, generalized", "treatment", id="p2-personal-grid"
+        "p2, org:lingnan-maps, *, *, personal, redacted", "treatment", id="p2-personal-redacted"
     ),
     pytest.param("p2, org:lingnan-maps, *, *, image, masked", "treatment", id="p2-image-masked"),
     pytest.param("p2, org:lingnan-maps, *, gossip, personal, raw", "purpose", id="p2-purpose"),
@@ -904,7 +905,7 @@ def test_a_principal_asks_about_itself(exchange: Exchange) -> None:
         "lane": "raw",
         "night": "raw",
         "driver_note": "withheld",
-        "photo": "withheld",
+        "photo": "redacted",
     }
     police = decision(exchange, "police", product=PRODUCT, purpose="law_enforcement")
     assert (police["allowed"], police["view"]) == (True, "raw")

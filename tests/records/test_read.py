@@ -327,7 +327,7 @@ def test_one_record_in_the_protected_view(world: Exchange) -> None:
     assert record["plate"] == pseudonym_for(
         world.settings, "lingnan-maps", PRODUCT, published(5)["plate"], body["pseudonyms_until"]
     )
-    assert "photo" not in record
+    assert record["photo"] == {"ref": published(5)["photo"], "redacted": True}
     assert "driver_note" not in record
     assert record["location"] == cell_of(published(5)["location"])
     assert record["location"]["cell"].startswith("h3:")
@@ -403,7 +403,7 @@ def test_ndjson_in_the_protected_view(world: Exchange) -> None:
     records = [json.loads(line) for line in response.text.splitlines()]
     assert len(records) == 25
     assert records == ok(read(world, "mapco", PROTECTED))["records"]
-    assert all(PSEUDONYM.fullmatch(r["plate"]) and "photo" not in r for r in records)
+    assert all(PSEUDONYM.fullmatch(r["plate"]) and r["photo"]["redacted"] for r in records)
     assert not any(original["plate"] in response.text for original in BATCH)
 
 
@@ -418,7 +418,7 @@ PROTECTED_FIELDS = {
     "lane": "raw",
     "night": "raw",
     "driver_note": "withheld",
-    "photo": "withheld",
+    "photo": "redacted",
 }
 
 
@@ -436,7 +436,7 @@ def test_the_protected_view_pseudonymizes_generalises_and_withholds(world: Excha
         assert shown["plate"] == pseudonym_for(
             world.settings, "lingnan-maps", PRODUCT, original["plate"], until
         )
-        assert "photo" not in shown
+        assert shown["photo"] == {"ref": original["photo"], "redacted": True}
         assert "driver_note" not in shown
         for name in ("captured_at", "violation_type", "speed_kmh", "lane", "night"):
             assert shown[name] == original[name]

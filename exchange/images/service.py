@@ -1,0 +1,216 @@
+"""Storing a record's image sealed, and serving it in the view the decision gives.
+
+The image field's treatment decides what leaves: `raw` the uploaded bytes exactly
+(evidence), `redacted` a copy with every plate and face box filled solid and all
+metadata gone, made afresh for each read with its receipt, `withheld` nothing.
+The boxes are the record's own (its image field lists them), so what is hidden
+is what the publisher declared when publishing the record.
+"""
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Request
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from exchange.auditing.trail import Origin, record_allowed
+from exchange.catalog.access import ProductAccess
+from exchange.catalog.models import FieldType
+from exchange.errors import AccessDenied, Conflict, FieldError, NotFound, ValidationFailed
+from exchange.grants import service as grants
+from exchange.images.models import RecordImage
+from exchange.keyring.service import Keyring
+from exchange.privacy import redaction
+from exchange.privacy.sealing import DataKey
+from exchange.records import service as records
+from exchange.records.models import Record
+from exchange.records.sealed import opened
+
+
+@dataclass(frozen=True)
+class Stored:
+    record_id: str
+    created: bool
+    media_type: str
+    width: int
+    height: int
+    size: int
+    boxes: int
+    original_sha256: str
+
+
+@dataclass(frozen=True)
+class Served:
+    data: bytes
+    media_type: str
+    treatment: str
+    receipt: redaction.Receipt | None
+
+
+def _image_field(access: ProductAccess) -> str:
+    for spec in access.described.definition.fields:
+        if spec.type == FieldType.image_ref:
+            return spec.name
+    raise ValidationFailed(
+        f"{access.described.product.slug} has no image_ref field, so its records have no image",
+        errors=[FieldError("the product's schema has no image_ref field", "product")],
+    )
+
+
+def boxes_of(content: dict[str, Any], field: str) -> list[redaction.Box]:
+    value = content.get(field)
+    listed = value.get("boxes", []) if isinstance(value, dict) else []
+    return [redaction.Box(**box) for box in listed]
+
+
+def _record(session: Session, access: ProductAccess, record_id: str) -> Record:
+    row = session.scalar(
+        select(Record).where(
+            Record.product_id == access.described.product.id,
+            Record.record_id == record_id,
+            *grants.scope_clauses(access.grant),
+        )
+    )
+    if row is None:
+        raise NotFound(f"no record {record_id!r} in {access.described.product.slug}")
+    return row
+
+
+def upload(
+    session: Session,
+    where: Request | Origin,
+    access: ProductAccess,
+    keyring: Keyring,
+    images: Mapping[str, bytes],
+) -> list[Stored]:
+    """Seal and keep records' images (by record id), with one audit entry. The same
+    bytes again change nothing; other bytes for a record that has an image are a
+    conflict (evidence is not replaced). Raises ValidationFailed for an unreadable
+    image or boxes outside it, NotFound for an unknown record, Gone for an erased
+    product; then nothing is kept."""
+    field = _image_field(access)
+    product_id = access.described.product.id
+    assert product_id is not None
+    key = keyring.for_writing(session, product_id)
+    stored, seqs = [], []
+    for record_id, data in images.items():
+        row = _record(session, access, record_id)
+        stored.append(_store(session, access, key, field, row, data))
+        seqs.append(row.seq)
+    session.flush()
+    record_allowed(
+        session,
+        where,
+        access,
+        action="image.upload",
+        product=access.described.product.slug,
+        seqs=seqs,
+        details={
+            "images": [
+                {
+                    "id": one.record_id,
+                    "stored": one.created,
+                    "bytes": one.size,
+                    "original_sha256": one.original_sha256,
+                }
+                for one in stored
+            ]
+        },
+    )
+    return stored
+
+
+def _store(
+    session: Session, access: ProductAccess, key: DataKey, field: str, row: Record, data: bytes
+) -> Stored:
+    boxes = boxes_of(opened(key, row), field)
+    try:
+        info = redaction.inspect(data)
+    except redaction.InvalidImage as error:
+        raise ValidationFailed(
+            "the image cannot be read", errors=[FieldError(str(error), "body")]
+        ) from None
+    try:
+        redaction.check_boxes(info, boxes)
+    except redaction.InvalidImage as error:
+        reason = f"{error}; the boxes come from the record's {field} field"
+        raise ValidationFailed(
+            "the record's boxes do not fit the image", errors=[FieldError(reason, f"{field}.boxes")]
+        ) from None
+    existing = session.scalar(
+        select(RecordImage).where(
+            RecordImage.product_id == row.product_id, RecordImage.record_id == row.record_id
+        )
+    )
+    if existing is not None:
+        if key.open_image(row.record_id, existing.sealed) != data:
+            raise Conflict(
+                f"record {row.record_id!r} already has another image; images are evidence"
+            )
+    else:
+        session.add(
+            RecordImage(
+                product_id=row.product_id,
+                record_id=row.record_id,
+                media_type=info.media_type,
+                width=info.width,
+                height=info.height,
+                size=len(data),
+                sealed=key.seal_image(row.record_id, data),
+                uploaded_by=access.caller.client_id,
+            )
+        )
+    digest = hashlib.sha256(data).hexdigest()
+    return Stored(
+        row.record_id,
+        existing is None,
+        info.media_type,
+        info.width,
+        info.height,
+        len(data),
+        len(boxes),
+        digest,
+    )
+
+
+def serve(session: Session, request: Request, access: ProductAccess, record_id: str) -> Served:
+    """The record's image as the view shows it, audited as a read of that record.
+    Raises AccessDenied where the view withholds images, NotFound without one."""
+    field = _image_field(access)
+    product_id = access.described.product.id
+    assert product_id is not None
+    treatment = records.field_treatments(access).get(field, "withheld")
+    if treatment not in ("raw", "redacted"):
+        raise AccessDenied(
+            f"for {access.purpose}, this view withholds {field}",
+            hint="ask for a purpose whose view includes images (POST /v1/decisions explains)",
+        )
+    key: DataKey | None = request.app.state.keyring.for_reading(session, product_id)
+    row = _record(session, access, record_id)
+    image = session.scalar(
+        select(RecordImage).where(
+            RecordImage.product_id == product_id, RecordImage.record_id == record_id
+        )
+    )
+    if image is None or key is None:
+        raise NotFound(f"record {record_id!r} has no image")
+    content = opened(key, row)
+    original = key.open_image(record_id, image.sealed)
+    if treatment == "raw":
+        served = Served(original, image.media_type, "raw", None)
+    else:
+        shown = redaction.redact(original, boxes_of(content, field))
+        served = Served(shown.data, shown.media_type, "redacted", shown.receipt)
+    details: dict[str, Any] = {"id": record_id, "image": treatment}
+    if served.receipt is not None:
+        receipt = served.receipt
+        details["receipt"] = {
+            "original_sha256": receipt.original_sha256,
+            "output_sha256": receipt.output_sha256,
+            "boxes": len(receipt.boxes),
+        }
+    records.audit_read(session, request, access, [row], [content], details)
+    return served
