@@ -22,6 +22,7 @@ from exchange.keyring.master import MasterKeys
 from exchange.keyring.service import Keyring, retire, rotate
 from exchange.main import create_app
 from exchange.migrate import upgrade
+from exchange.records.legacy import seal_unsealed
 from exchange.retention.service import erase, sweep
 from exchange.settings import Settings
 from exchange.timeutil import to_rfc3339, utcnow
@@ -54,12 +55,23 @@ def _session(settings: Settings) -> Session:
     return Session(make_engine(settings.resolved_database_url), expire_on_commit=False)
 
 
+def _upgrade(settings: Settings) -> dict[str, int]:
+    """Migrate the schema, then seal any records stored before encryption at rest."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.resolved_database_url)
+    with _session(settings) as session:
+        keyring = Keyring(MasterKeys(settings.resolved_master_key_dir))
+        sealed = seal_unsealed(session, keyring, CLI)
+        session.commit()
+    return sealed
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Create or migrate the schema to the latest version."""
-    settings = Settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    upgrade(settings.resolved_database_url)
+    sealed = _upgrade(Settings())
+    for product, count in sealed.items():
+        typer.echo(f"{product}: {count} records stored before encryption at rest are now sealed")
     typer.echo("database is up to date")
 
 
@@ -71,8 +83,7 @@ def serve(
 ) -> None:
     """Run the HTTP API (migrating the schema first)."""
     settings = Settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    upgrade(settings.resolved_database_url)
+    _upgrade(settings)
     if workers > 1:
         # Each worker creates missing keys on start; create them once here, so that
         # workers starting together cannot race to write the same key file.
@@ -149,8 +160,7 @@ def demo() -> None:
     from exchange.policy.store import load_engine
 
     settings = Settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    upgrade(settings.resolved_database_url)
+    _upgrade(settings)
     with _session(settings) as session:
         keyring = Keyring(MasterKeys(settings.resolved_master_key_dir))
         outcome = seed(session, settings.data_dir, load_engine(session), keyring)

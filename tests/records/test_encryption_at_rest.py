@@ -610,3 +610,36 @@ def test_a_running_server_follows_a_rotation_made_from_the_command_line(
     rotated_again = rotate(settings)
     assert rotated_again["rewrapped"] == 2
     assert ok(world.get("police", "/v1/products/later-captures/records", params=LAW))["records"]
+
+
+def test_records_stored_before_encryption_at_rest_are_sealed_by_the_upgrade(
+    world: Exchange, settings: Settings
+) -> None:
+    """A row as migration 0003 left it — every field in the clear, an unkeyed
+    content hash — is sealed by `exchange db upgrade` and then reads as before."""
+    before = ok(world.get("police", f"{RECORDS}/cap-000002", params=LAW))["record"]
+    content = {k: v for k, v in BATCH[1].items() if k != "id"}
+    row = rows_by_record(settings)["cap-000002"]
+    with database(settings) as connection:
+        connection.execute(
+            text(
+                "UPDATE record SET content = :content, sealed = NULL, blind = NULL,"
+                " content_hash = :digest WHERE id = :id"
+            ),
+            {
+                "content": json.dumps(content, ensure_ascii=False),
+                "digest": hashlib.sha256(json.dumps(content).encode()).hexdigest(),
+                "id": row["id"],
+            },
+        )
+
+    output = run_cli(settings, "db", "upgrade")
+
+    assert f"{PRODUCT}: 1 records stored before encryption at rest are now sealed" in output
+    resealed = rows_by_record(settings)["cap-000002"]
+    assert resealed["sealed"] is not None and "plate" not in as_json(resealed["content"])
+    assert ok(world.get("police", f"{RECORDS}/cap-000002", params=LAW))["record"] == before
+    assert ok(world.publish("fleet", PRODUCT, [BATCH[1]]))["unchanged"] == 1
+    entries = ok(world.get("auditor", "/v1/audit/entries", params={"action": "records.seal"}))
+    assert [e["entry"]["record_count"] for e in entries["entries"]] == [1]
+    assert "records stored before encryption at rest" not in run_cli(settings, "db", "upgrade")
