@@ -31,7 +31,7 @@ from exchange.identity import service as identity
 from exchange.identity.models import OrganizationCreate, OrgKind, Principal, PrincipalCreate, Role
 from exchange.images import service as images
 from exchange.keyring.service import Keyring
-from exchange.records import service as records
+from exchange.records import publishing as records
 from policies import PolicyEngine
 
 

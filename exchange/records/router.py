@@ -11,7 +11,7 @@ from exchange.catalog.access import PublishAccess, ReadAccess, refusals_logged
 from exchange.db import SessionDep
 from exchange.errors import Conflict, NotFound, ValidationFailed, render
 from exchange.pagination import decode_cursor, encode_cursor
-from exchange.records import service
+from exchange.records import publishing, service
 from exchange.records.body import NDJSON, read_batch
 from exchange.timeutil import query_time, to_rfc3339
 
@@ -79,7 +79,7 @@ def publish(
     By default one bad record rejects the batch and nothing is written; with
     `atomic=false` the good ones are stored and the bad ones listed."""
     with refusals_logged(session, request, access, ValidationFailed, Conflict):
-        result = service.publish(
+        result = publishing.publish(
             session, request, access, items, atomic=atomic, keyring=request.app.state.keyring
         )
     return PublishOutcome(
