@@ -22,7 +22,7 @@ from exchange.keyring.master import MasterKeys
 from exchange.keyring.service import Keyring, retire, rotate
 from exchange.main import create_app
 from exchange.migrate import upgrade
-from exchange.records.legacy import seal_unsealed
+from exchange.records.resealing import seal_unsealed
 from exchange.retention.service import erase, sweep
 from exchange.settings import Settings
 from exchange.timeutil import to_rfc3339, utcnow
@@ -223,9 +223,18 @@ def audit_verify(
 
 
 @keys_app.command("rotate")
-def keys_rotate() -> None:
+def keys_rotate(
+    keep_old: Annotated[
+        bool,
+        typer.Option(
+            help="Keep the old master key files, so that database backups taken before "
+            "now can still be opened (delete them later by rotating without this)."
+        ),
+    ] = False,
+) -> None:
     """Make a new master key and re-wrap every product's data key under it (records
-    are not re-encrypted); then delete the master keys nothing is wrapped under."""
+    are not re-encrypted); then delete the master keys nothing is wrapped under —
+    after which backups of the database taken before the rotation cannot be opened."""
     settings = Settings()
     masters = MasterKeys(settings.resolved_master_key_dir)
     with _session(settings) as session:
@@ -244,7 +253,7 @@ def keys_rotate() -> None:
             },
         )
         session.commit()
-        retired = retire(session, masters)
+        retired = [] if keep_old else retire(session, masters)
     outcome = {"current": rotated.current, "rewrapped": rotated.rewrapped, "retired": retired}
     typer.echo(json.dumps(outcome))
 

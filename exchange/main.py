@@ -6,15 +6,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
-from sqlalchemy import Engine, select, text
-from sqlalchemy.orm import Session
+from sqlalchemy import select, text
 
 from audit.store import AuditHead
 from exchange.aggregates.router import router as aggregates_router
 from exchange.auditing.checkpoints import Signer, sign_if_grown
 from exchange.auditing.router import router as audit_router
 from exchange.auditing.subjects import SubjectIndex
-from exchange.auditing.trail import Origin
 from exchange.auditing.usage import router as usage_router
 from exchange.catalog.router import router as catalog_router
 from exchange.db import make_engine
@@ -32,9 +30,8 @@ from exchange.policy.router import router as policy_router
 from exchange.privacy.pseudonyms import PseudonymKeys
 from exchange.records.reidentify import router as reidentify_router
 from exchange.records.router import router as records_router
-from exchange.retention.service import sweep
+from exchange.retention.service import sweep_in
 from exchange.settings import Settings
-from exchange.timeutil import utcnow
 from exchange.tokens import TokenService
 
 log = logging.getLogger(__name__)
@@ -54,16 +51,6 @@ def _token_service(settings: Settings) -> TokenService:
     )
 
 
-SERVER = Origin(request_id=None, client_address="server")
-
-
-def sweep_retention(engine: Engine) -> None:
-    """Remove records past their retention (every EXCHANGE_RETENTION_INTERVAL_SECONDS)."""
-    with Session(engine) as session:
-        sweep(session, SERVER, utcnow())
-        session.commit()
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -78,7 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 settings.checkpoint_interval_seconds,
                 lambda: sign_if_grown(signer, engine),
             ),
-            ("retention", settings.retention_interval_seconds, lambda: sweep_retention(engine)),
+            ("retention", settings.retention_interval_seconds, lambda: sweep_in(engine)),
         )
         if interval > 0
     ]

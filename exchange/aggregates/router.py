@@ -14,7 +14,6 @@ from exchange.aggregates import service
 from exchange.auditing.trail import record_allowed
 from exchange.catalog.access import AggregateAccess, refusals_logged
 from exchange.db import SessionDep
-from exchange.errors import BudgetExhausted
 from exchange.timeutil import query_time, to_rfc3339
 
 router = APIRouter(prefix="/v1/products/{product}", tags=["records"])
@@ -58,7 +57,7 @@ def aggregates(
     and groups whose noisy count is small are left out."""
     settings = request.app.state.settings
     start, end = query_time(since, "from"), query_time(until, "to")
-    with refusals_logged(session, request, access, BudgetExhausted):
+    with refusals_logged(session, request, access):
         result = service.aggregate(
             session,
             access,

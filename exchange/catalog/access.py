@@ -28,6 +28,7 @@ from exchange.db import SessionDep
 from exchange.errors import BadRequest, ExchangeError, FieldError, NotFound, PurposeRequired
 from exchange.grants import service as grants
 from exchange.grants.models import Grant
+from exchange.privacy.sealing import SealError
 from policies import Decision
 
 
@@ -108,24 +109,26 @@ UpdateAccess = Annotated[ProductAccess, product_access("update", purpose_require
 
 @contextmanager
 def refusals_logged(
-    session: Session,
-    request: Request,
-    access: ProductAccess,
-    *refusals: type[ExchangeError],
-    action: str | None = None,
+    session: Session, request: Request, access: ProductAccess, *, action: str | None = None
 ) -> Iterator[None]:
-    """For an action the policy allowed that the service then refuses (a bad batch,
-    a spent budget, a view that withholds images): the refusal is audited as a
-    denial (as `action`, default the access's), durably, before the error goes back."""
+    """For an action the policy allowed that then fails — bad input, a spent budget,
+    a view that withholds images, an erased product, data that does not decrypt:
+    the refusal is audited as a denial (as `action`, default the access's),
+    durably, before the error goes back."""
     try:
         yield
-    except refusals as refused:
+    except (ExchangeError, SealError) as refused:
+        reason = (
+            refused.detail
+            if isinstance(refused, ExchangeError)
+            else f"stored data failed its integrity check: {refused}"
+        )
         log_refusal(
             session,
             request,
             access.caller,
             action=action or access.action,
-            reason=refused.detail,
+            reason=reason,
             decision=access.decision,
             product=access.described.product.slug,
             purpose=access.purpose or None,

@@ -65,6 +65,8 @@ _FORCED_SENSITIVITY = {
 
 TimeBucket = Literal["minute", "hour", "day"]
 MAX_BANDS = 50
+MAX_MAGNITUDE = 1e15  # edges and steps; larger ones overflow the arithmetic of a read
+MIN_STEP = 1e-9
 _Finite = int | FiniteFloat
 
 
@@ -99,6 +101,11 @@ class Generalization(BaseModel):
         given = [name for name, value in self if value is not None]
         if len(given) != 1:
             raise ValueError("give exactly one of time_bucket, round_to, bands, resolution")
+        numbers = [*(self.bands or ()), *([self.round_to] if self.round_to is not None else [])]
+        if any(abs(n) > MAX_MAGNITUDE for n in numbers):
+            raise ValueError(f"edges and steps are at most {MAX_MAGNITUDE:.0e} in size")
+        if self.round_to is not None and self.round_to < MIN_STEP:
+            raise ValueError(f"round_to is at least {MIN_STEP:g}")
         if self.bands is not None:
             if not self.bands:
                 raise ValueError("bands needs at least one edge")

@@ -14,6 +14,7 @@ from exchange.db import SessionDep
 from exchange.errors import NotFound
 from exchange.identity.service import get_organization
 from exchange.pagination import decode_cursor, encode_cursor
+from exchange.records.resealing import reseal_product
 
 router = APIRouter(prefix="/v1/products", tags=["catalog"])
 
@@ -97,14 +98,28 @@ def change(
     request: Request, session: SessionDep, access: UpdateAccess, data: ProductUpdate
 ) -> ProductPublic:
     """Change a product (its owner only); the result is a new version, and
-    records already published keep the version they were published under."""
+    records already published keep the version they were published under. If the
+    change moves a field into or out of the clear (its sensitivity), the product's
+    stored records are sealed again under the new definition."""
     described = service.update(session, access.described, data, access.caller.client_id)
+    assert described.product.id is not None
+    resealed = reseal_product(
+        session,
+        request.app.state.keyring,
+        described.product.id,
+        access.described.definition,
+        described.definition,
+    )
     record_allowed(
         session,
         request,
         access,
         action="product.update",
         product=described.product.slug,
-        details={"version": described.version, "changed": sorted(data.model_fields_set)},
+        details={
+            "version": described.version,
+            "changed": sorted(data.model_fields_set),
+            "resealed": resealed,
+        },
     )
     return described.public()

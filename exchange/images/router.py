@@ -9,7 +9,6 @@ from pydantic import BaseModel
 
 from exchange.catalog.access import PublishAccess, ReadAccess, refusals_logged
 from exchange.db import SessionDep
-from exchange.errors import AccessDenied, Conflict, ValidationFailed
 from exchange.images import service
 from exchange.privacy.views import label
 from exchange.records.body import read_limited
@@ -44,9 +43,7 @@ def upload(
     and faces are the boxes in the record's image field; they must lie inside the
     image. Stored encrypted. The same bytes again are a no-op (`stored: false`);
     other bytes for a record that has an image are a conflict."""
-    with refusals_logged(
-        session, request, access, ValidationFailed, Conflict, action="image.upload"
-    ):
+    with refusals_logged(session, request, access, action="image.upload"):
         (stored,) = service.upload(
             session, request, access, request.app.state.keyring, {record_id: data}
         )
@@ -73,7 +70,7 @@ def read(request: Request, session: SessionDep, access: ReadAccess, record_id: s
     filled solid (with a margin) and no metadata, whose receipt — boxes filled and
     the SHA-256 of the original and of this copy — is in the `Exchange-Redaction`
     header and in the read's audit entry. Denied where the view withholds images."""
-    with refusals_logged(session, request, access, AccessDenied):
+    with refusals_logged(session, request, access):
         served = service.serve(session, request, access, record_id)
     headers = {
         "Exchange-View": access.decision.view,

@@ -60,10 +60,13 @@ def _image_field(access: ProductAccess) -> str:
     )
 
 
-def boxes_of(content: dict[str, Any], field: str) -> list[redaction.Box]:
+def boxes_of(content: dict[str, Any], field: str) -> list[redaction.Box] | None:
+    """The plate and face boxes the record declares; None if it declares none (a bare
+    reference), which is not the same as declaring that there are none (`[]`)."""
     value = content.get(field)
-    listed = value.get("boxes", []) if isinstance(value, dict) else []
-    return [redaction.Box(**box) for box in listed]
+    if not isinstance(value, dict) or "boxes" not in value:
+        return None
+    return [redaction.Box(**box) for box in value["boxes"]]
 
 
 def _record(session: Session, access: ProductAccess, record_id: str) -> Record:
@@ -127,6 +130,12 @@ def _store(
     session: Session, access: ProductAccess, key: DataKey, field: str, row: Record, data: bytes
 ) -> Stored:
     boxes = boxes_of(opened(key, row), field)
+    if boxes is None:
+        reason = 'declare where its plates and faces are: {"ref": …, "boxes": […]} ([] if none)'
+        raise ValidationFailed(
+            f"record {row.record_id!r} declares no boxes, so its image could not be redacted",
+            errors=[FieldError(reason, field)],
+        )
     try:
         info = redaction.inspect(data)
     except redaction.InvalidImage as error:
@@ -202,7 +211,13 @@ def serve(session: Session, request: Request, access: ProductAccess, record_id: 
     if treatment == "raw":
         served = Served(original, image.media_type, "raw", None)
     else:
-        shown = redaction.redact(original, boxes_of(content, field))
+        boxes = boxes_of(content, field)
+        if boxes is None:  # stored before boxes were required: nothing says what to hide
+            raise AccessDenied(
+                f"record {record_id!r} declares no plate or face boxes, so its image is withheld",
+                hint="this record was stored without boxes; its image cannot be shown redacted",
+            )
+        shown = redaction.redact(original, boxes)
         served = Served(shown.data, shown.media_type, "redacted", shown.receipt)
     details: dict[str, Any] = {"id": record_id, "image": treatment}
     if served.receipt is not None:

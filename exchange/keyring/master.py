@@ -12,7 +12,7 @@ import re
 import secrets
 from pathlib import Path
 
-from exchange.keys import load_or_create_secret, write_private
+from exchange.keys import write_private
 from exchange.privacy.sealing import KEY_BYTES
 
 _ID = re.compile(r"^mk-[0-9a-f]{16}$")
@@ -37,7 +37,10 @@ class MasterKeys:
             path = self._path(key_id)
             if not path.exists():
                 raise MasterKeyMissing(f"master key {key_id} is not in {self.directory}")
-            self._loaded[key_id] = load_or_create_secret(path, KEY_BYTES)
+            secret = path.read_bytes()
+            if len(secret) != KEY_BYTES:
+                raise MasterKeyMissing(f"{path} does not hold a {KEY_BYTES}-byte key")
+            self._loaded[key_id] = secret
         return self._loaded[key_id]
 
     def ids(self) -> list[str]:

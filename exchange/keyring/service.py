@@ -92,8 +92,8 @@ class Rotated:
 
 def rotate(session: Session, masters: MasterKeys) -> Rotated:
     """A new current master key, and every live data key re-wrapped under it (no
-    record is touched). The caller commits, then calls `retire`; if the commit
-    fails, it deletes `Rotated.current`, which nothing is wrapped under."""
+    record is touched). The caller commits, then may call `retire`. If the commit
+    fails, the new key's file wraps nothing, and the next `retire` deletes it."""
     head = _head(session)
     previous, current = head.current_master_id, masters.create()
     head.current_master_id = current

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from audit import store as log
 from exchange.auditing.trail import record_allowed
-from exchange.catalog.access import ProductAccess, ReidentifyAccess
+from exchange.catalog.access import ProductAccess, ReidentifyAccess, refusals_logged
 from exchange.catalog.models import Sensitivity
 from exchange.db import SessionDep
 from exchange.errors import BadRequest, FieldError
@@ -64,46 +64,47 @@ def reidentify(
 ) -> Reidentified:
     """Which value a consumer's pseudonym stands for — for law enforcement, with a case
     reference, inside the exchange (the consumer never holds a key). Audited."""
-    consumer = get_organization(session, data.consumer).slug
-    moment = _shown_at(data.shown_at)
-    definition = access.described.definition
-    product = access.described.product.slug
-    epoch = Epoch.at(moment, definition.pseudonym_epoch_days)
-    pseudonymize = request.app.state.pseudonyms.domain(consumer, product, epoch)
-    candidates = [
-        spec.name
-        for spec in definition.fields
-        if spec.sensitivity in (Sensitivity.personal, Sensitivity.sensitive)
-    ]
-    matches: list[Record] = []
-    field: str | None = None
-    value: str | None = None
-    rows = session.scalars(
-        select(Record)
-        .where(Record.product_id == access.described.product.id)
-        .order_by(Record.seq)
-        .execution_options(yield_per=1000)
-    )
-    key = request.app.state.keyring.for_reading(session, access.described.product.id)
-    for row in rows:
-        content = opened(key, row)
-        for name in candidates:
-            if name in content and pseudonymize(content[name]) == data.pseudonym:
-                field, value = name, str(content[name])
-                matches.append(row)
-                break
-    _audit(session, request, access, data, consumer, epoch, matches, field, value)
-    return Reidentified(
-        pseudonym=data.pseudonym,
-        consumer=consumer,
-        case_reference=data.case_reference,
-        epoch=_bounds(epoch),
-        found=bool(matches),
-        field=field,
-        value=value,
-        record_count=len(matches),
-        records=[row.record_id for row in matches[:MATCHES_SHOWN]],
-    )
+    with refusals_logged(session, request, access):
+        consumer = get_organization(session, data.consumer).slug
+        moment = _shown_at(data.shown_at)
+        definition = access.described.definition
+        product = access.described.product.slug
+        epoch = Epoch.at(moment, definition.pseudonym_epoch_days)
+        pseudonymize = request.app.state.pseudonyms.domain(consumer, product, epoch)
+        candidates = [
+            spec.name
+            for spec in definition.fields
+            if spec.sensitivity in (Sensitivity.personal, Sensitivity.sensitive)
+        ]
+        matches: list[Record] = []
+        field: str | None = None
+        value: str | None = None
+        rows = session.scalars(
+            select(Record)
+            .where(Record.product_id == access.described.product.id)
+            .order_by(Record.seq)
+            .execution_options(yield_per=1000)
+        )
+        key = request.app.state.keyring.for_reading(session, access.described.product.id)
+        for row in rows:
+            content = opened(key, row)
+            for name in candidates:
+                if name in content and pseudonymize(content[name]) == data.pseudonym:
+                    field, value = name, str(content[name])
+                    matches.append(row)
+                    break
+        _audit(session, request, access, data, consumer, epoch, matches, field, value)
+        return Reidentified(
+            pseudonym=data.pseudonym,
+            consumer=consumer,
+            case_reference=data.case_reference,
+            epoch=_bounds(epoch),
+            found=bool(matches),
+            field=field,
+            value=value,
+            record_count=len(matches),
+            records=[row.record_id for row in matches[:MATCHES_SHOWN]],
+        )
 
 
 def _shown_at(text: str | None) -> datetime:

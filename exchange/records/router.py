@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from exchange.catalog.access import PublishAccess, ReadAccess, refusals_logged
 from exchange.db import SessionDep
-from exchange.errors import Conflict, NotFound, ValidationFailed, render
+from exchange.errors import NotFound, render
 from exchange.pagination import decode_cursor, encode_cursor
 from exchange.records import publishing, service
 from exchange.records.body import NDJSON, read_batch
@@ -78,7 +78,7 @@ def publish(
     the same id with the same content is a no-op; with other content, a conflict.
     By default one bad record rejects the batch and nothing is written; with
     `atomic=false` the good ones are stored and the bad ones listed."""
-    with refusals_logged(session, request, access, ValidationFailed, Conflict):
+    with refusals_logged(session, request, access):
         result = publishing.publish(
             session, request, access, items, atomic=atomic, keyring=request.app.state.keyring
         )
@@ -105,16 +105,17 @@ def read(
     """Read records for a stated `purpose`, oldest first, in the view the policy
     decides. `Accept: application/x-ndjson` streams one record a line, with the
     view and next cursor in the `Exchange-View` and `Exchange-Next-Cursor` headers."""
-    page = service.read_page(
-        session,
-        request,
-        access,
-        after=decode_cursor(cursor),
-        since=query_time(since, "from"),
-        until=query_time(until, "to"),
-        filters=filter or [],
-        limit=limit,
-    )
+    with refusals_logged(session, request, access):
+        page = service.read_page(
+            session,
+            request,
+            access,
+            after=decode_cursor(cursor),
+            since=query_time(since, "from"),
+            until=query_time(until, "to"),
+            filters=filter or [],
+            limit=limit,
+        )
     next_cursor = encode_cursor(page.next_after) if page.next_after is not None else None
     if NDJSON in request.headers.get("accept", ""):
         body = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in page.records)
@@ -136,7 +137,8 @@ def read(
 @router.get("/{record_id}", response_model=OneRecord)
 def read_one(request: Request, session: SessionDep, access: ReadAccess, record_id: str) -> Response:
     """One record by the publisher's id, in the decided view."""
-    page, found = service.read_one(session, request, access, record_id)
+    with refusals_logged(session, request, access):
+        page, found = service.read_one(session, request, access, record_id)
     if not found:
         return render(
             request, NotFound(f"no record {record_id!r} in {access.described.product.slug}")

@@ -1,14 +1,20 @@
 """Which fields of a record are stored encrypted, and turning rows back into records.
 
-Fields of sensitivity personal, sensitive, location and image are sealed with the
-product's data key (`privacy.sealing`); the rest stay in the `content` column,
-where queries can use them (time, district, violation type). Sealed fields that
-can be filtered on (text, integers, booleans) also get a blind index: a keyed
-digest per value in the `blind` column, which `field=value` filters compare.
+Only the fields the product's current definition marks sensitivity `none` stay
+in the `content` column, where queries can use them (time, district, violation
+type); everything else — personal, sensitive, location and image fields, and any
+field the definition does not know — is sealed with the product's data key
+(`privacy.sealing`). Sealed text and integer fields also get a blind index: a
+keyed digest per value in the `blind` column, which `field=value` filters
+compare. Booleans get none: two digests would give every value away.
+
 The sealed part is bound to the row's clear columns, so editing any of them in
-the database makes the record fail to open rather than read differently.
+the database makes the record fail to open rather than read differently. When a
+product's definition moves a field into or out of the clear, its rows are
+sealed again (`reseal`), so the table always matches the current definition.
 """
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,26 +22,24 @@ from exchange.catalog.models import Definition, FieldType, Sensitivity
 from exchange.privacy.sealing import DataKey, SealError
 from exchange.records.models import Record
 
-SEALED_SENSITIVITIES = frozenset(
-    {Sensitivity.personal, Sensitivity.sensitive, Sensitivity.location, Sensitivity.image}
-)
-FILTERABLE = frozenset({FieldType.string, FieldType.integer, FieldType.boolean})
+BLIND_TYPES = frozenset({FieldType.string, FieldType.integer})
 
 
 @dataclass(frozen=True)
 class Layout:
-    sealed: frozenset[str]
+    plain: frozenset[str]
     blind: frozenset[str]
 
     @classmethod
     def of(cls, definition: Definition) -> "Layout":
-        sealed = {f.name for f in definition.fields if f.sensitivity in SEALED_SENSITIVITIES}
-        blind = {f.name for f in definition.fields if f.name in sealed and f.type in FILTERABLE}
-        return cls(frozenset(sealed), frozenset(blind))
+        fields = definition.fields
+        plain = {f.name for f in fields if f.sensitivity == Sensitivity.none}
+        blind = {f.name for f in fields if f.name not in plain and f.type in BLIND_TYPES}
+        return cls(frozenset(plain), frozenset(blind))
 
 
 @dataclass(frozen=True)
-class Stored:
+class AtRest:
     """A record as its row holds it."""
 
     content: dict[str, Any]
@@ -43,15 +47,15 @@ class Stored:
     blind: dict[str, str] | None
 
 
-def seal(layout: Layout, key: DataKey, record_id: str, content: dict[str, Any]) -> Stored:
+def seal(layout: Layout, key: DataKey, record_id: str, content: dict[str, Any]) -> AtRest:
     """Every record gets a sealed part (empty if it has no protected values), so a
     row whose sealed part was removed is caught, not read as a record without one."""
-    plain = {name: value for name, value in content.items() if name not in layout.sealed}
-    secret = {name: value for name, value in content.items() if name in layout.sealed}
+    plain = {name: value for name, value in content.items() if name in layout.plain}
+    secret = {name: value for name, value in content.items() if name not in layout.plain}
     blind = {name: key.blind(name, secret[name]) for name in sorted(layout.blind) if name in secret}
     stored_blind = blind or None
     sealed = key.seal_fields(record_id, secret, [plain, stored_blind])
-    return Stored(plain, sealed, stored_blind)
+    return AtRest(plain, sealed, stored_blind)
 
 
 def opened(key: DataKey | None, row: Record) -> dict[str, Any]:
@@ -62,3 +66,17 @@ def opened(key: DataKey | None, row: Record) -> dict[str, Any]:
         raise SealError(f"record {row.record_id!r} has no sealed part that opens")
     clear = [row.content, row.blind]
     return {**row.content, **key.open_fields(row.record_id, row.sealed, clear)}
+
+
+def reseal(key: DataKey, layout: Layout, rows: Iterable[Record], *, legacy: bool = False) -> int:
+    """Store rows again under `layout`; how many. A legacy row (from before
+    encryption at rest) holds every field in the clear and an unkeyed hash."""
+    count = 0
+    for row in rows:
+        content = dict(row.content) if legacy else opened(key, row)
+        at_rest = seal(layout, key, row.record_id, content)
+        row.content, row.sealed, row.blind = at_rest.content, at_rest.sealed, at_rest.blind
+        if legacy:
+            row.content_hash = key.content_hash(content)
+        count += 1
+    return count

@@ -27,6 +27,7 @@ from exchange.records.models import Record
 from exchange.timeutil import to_rfc3339, utcnow
 
 _INTEGER = re.compile(r"-?[0-9]+")
+_FILTERABLE = frozenset({FieldType.string, FieldType.integer, FieldType.boolean})
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class _Shaper:
     treatment_of: dict[str, str]
     shaping: views.Shaping
     pseudonyms_until: datetime | None
+    time_field: str | None
 
     @classmethod
     def of(cls, request: Request, access: ProductAccess) -> "_Shaper":
@@ -56,16 +58,16 @@ class _Shaper:
         treatment_of = field_treatments(access)
         definition = access.described.definition
         resolution = definition.grid_resolution
+        time_field = definition.time_field
         if "pseudonymized" not in treatment_of.values():
-            return cls(
-                treatment_of, views.Shaping.of(definition.fields, resolution=resolution), None
-            )
+            shaping = views.Shaping.of(definition.fields, resolution=resolution)
+            return cls(treatment_of, shaping, None, time_field)
         epoch = Epoch.at(utcnow(), definition.pseudonym_epoch_days)
         domain = request.app.state.pseudonyms.domain(
             access.caller.organization, access.described.product.slug, epoch
         )
         shaping = views.Shaping.of(definition.fields, resolution=resolution, pseudonymize=domain)
-        return cls(treatment_of, shaping, epoch.end)
+        return cls(treatment_of, shaping, epoch.end, time_field)
 
     def page(
         self,
@@ -85,18 +87,28 @@ class _Shaper:
         )
 
     def _shown(self, row: Record, content: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "id": row.record_id,
-            "seq": row.seq,
-            "published_at": to_rfc3339(row.published_at),
-            **views.apply(self.treatment_of, content, self.shaping),
-        }
+        shown = {"id": row.record_id, "seq": row.seq}
+        published = self._published(row.published_at)
+        if published is not None:
+            shown["published_at"] = published
+        return {**shown, **views.apply(self.treatment_of, content, self.shaping)}
+
+    def _published(self, moment: datetime) -> Any:
+        """The publication time, no more precise than the record's own time is shown:
+        a capture is published seconds after it is taken, so an exact publication
+        time would undo an hour bucket. None: withheld with the time field."""
+        treatment = self.treatment_of.get(self.time_field or "", "raw")
+        if treatment == "raw":
+            return to_rfc3339(moment)
+        if treatment == "generalized" and self.time_field is not None:
+            return self.shaping.generalizers[self.time_field](to_rfc3339(moment))
+        return None
 
 
 def _filter_problem(treatment_of: dict[str, str], name: str, spec: Any, value: str) -> str | None:
     if spec is None:
         return "expected field=value with a field of this product"
-    if spec.type not in sealed.FILTERABLE:
+    if spec.type not in _FILTERABLE:
         return f"{spec.type} fields cannot be filtered on"
     if treatment_of.get(name) != "raw":
         shown = treatment_of.get(name, "withheld")
@@ -127,7 +139,12 @@ def _filter_clauses(access: ProductAccess, filters: list[str], key: DataKey | No
                 "a filter cannot be applied", errors=[FieldError(problem, "filter", position)]
             )
         typed = _typed(spec.type, value)
-        if name in sealed.Layout.of(access.described.definition).blind:
+        if spec.sensitivity != Sensitivity.none:
+            if name not in sealed.Layout.of(access.described.definition).blind:
+                reason = f"{name} is stored sealed with no index; it cannot be filtered on"
+                raise BadRequest(
+                    "a filter cannot be applied", errors=[FieldError(reason, "filter", position)]
+                )
             digest = key.blind(name, typed) if key else ""
             clauses.append(Record.blind[name].as_string() == digest)
             continue

@@ -11,12 +11,12 @@ from typing import Any
 
 from exchange.catalog.models import Definition, FieldSpec, FieldType
 from exchange.errors import FieldError
+from exchange.privacy.redaction import KINDS
 from exchange.timeutil import parse_rfc3339, to_rfc3339
 
 MAX_ID_LENGTH = 200
 MAX_STRING_LENGTH = 10_000
 MAX_BOXES = 100
-BOX_KINDS = frozenset({"plate", "face"})
 BOX_KEYS = frozenset({"kind", "x", "y", "w", "h"})
 
 
@@ -31,6 +31,10 @@ def _string(value: Any) -> str:
         raise ValueError("expected a string")
     if len(value) > MAX_STRING_LENGTH:
         raise ValueError(f"longer than {MAX_STRING_LENGTH} characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise ValueError(f"not valid Unicode text (a lone surrogate at {error.start})") from None
     return value
 
 
@@ -45,6 +49,8 @@ def _integer(value: Any) -> int:
 def _number(value: Any) -> float | int:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError("expected a number")
+    if isinstance(value, int) and abs(value) >= 2**63:
+        raise ValueError("out of the 64-bit range")
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueError("expected a finite number")
     return value
@@ -82,8 +88,8 @@ def _box(index: int, value: Any) -> dict[str, Any]:
     where = f"boxes[{index}]"
     if not isinstance(value, dict) or set(value) != BOX_KEYS:
         raise ValueError(f'{where}: expected {{"kind", "x", "y", "w", "h"}}')
-    if value["kind"] not in BOX_KINDS:
-        raise ValueError(f"{where}: kind is one of {', '.join(sorted(BOX_KINDS))}")
+    if not isinstance(value["kind"], str) or value["kind"] not in KINDS:
+        raise ValueError(f"{where}: kind is one of {', '.join(sorted(KINDS))}")
     for name in ("x", "y", "w", "h"):
         number = value[name]
         if isinstance(number, bool) or not isinstance(number, int) or not 0 <= number < 2**20:

@@ -13,7 +13,7 @@ audit history stay, as the record that it existed and was erased.
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.orm import Session
 
 from exchange.auditing.trail import Actor, Origin, record
@@ -24,9 +24,10 @@ from exchange.images.models import RecordImage
 from exchange.keyring.master import MasterKeys
 from exchange.keyring.service import destroy, rotate
 from exchange.records.models import Record
-from exchange.timeutil import to_rfc3339
+from exchange.timeutil import to_rfc3339, utcnow
 
 _CHUNK = 500
+SERVER = Origin(request_id=None, client_address="server")
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,13 @@ def sweep(session: Session, where: Origin, now: datetime) -> list[Removed]:
     return removed
 
 
+def sweep_in(engine: Engine) -> None:
+    """The server's own sweep (every EXCHANGE_RETENTION_INTERVAL_SECONDS)."""
+    with Session(engine) as session:
+        sweep(session, SERVER, utcnow())
+        session.commit()
+
+
 def erase(
     session: Session,
     where: Origin,
@@ -103,6 +111,8 @@ def erase(
     described = catalog.describe(session, slug)
     product_id = described.product.id
     assert product_id is not None
+    # Publishers and image uploads hold this lock while they seal: none is half-way.
+    session.execute(select(Product.id).where(Product.id == product_id).with_for_update())
     if not destroy(session, product_id, reason):
         raise Gone(f"{slug} was erased already")
     rows = session.execute(

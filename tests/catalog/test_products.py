@@ -243,6 +243,24 @@ INVALID = [
                 "not true or false",
             ),
             (
+                "round-to-vanishing",
+                {"name": "weight", "type": "number", "generalization": {"round_to": 1e-320}},
+                "fields.9.generalization",
+                "at least",
+            ),
+            (
+                "round-to-huge",
+                {"name": "weight", "type": "number", "generalization": {"round_to": 10**400}},
+                "fields.9.generalization",
+                "at most",
+            ),
+            (
+                "band-edge-huge",
+                {"name": "weight", "type": "number", "generalization": {"bands": [0, 10**400]}},
+                "fields.9.generalization",
+                "at most",
+            ),
+            (
                 "two-generalizations",
                 {
                     "name": "weight",

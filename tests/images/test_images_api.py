@@ -34,8 +34,9 @@ GPS = {1: "N", 2: (23.0, 7.0, 28.0), 3: "E", 4: (113.0, 21.0, 40.0)}
 # Records 1–6 carry the boxes of their scene; 7 has a plain reference (no boxes);
 # 8 declares a box that runs past the right edge of a 640×360 photo.
 WITH_BOXES = range(1, 7)
-NO_BOXES = 7
+NO_BOXES = 7  # a bare reference: the record does not say where plates and faces are
 OUTSIDE = 8
+NONE_THERE = 9  # "boxes": []: the publisher declares there is nothing to hide
 
 
 @cache
@@ -64,6 +65,8 @@ def boxes(n: int) -> list[dict[str, Any]]:
 def record(n: int) -> dict[str, Any]:
     if n == NO_BOXES:
         return capture(n)
+    if n == NONE_THERE:
+        return capture(n, photo={"ref": f"captures/{n}.jpg", "boxes": []})
     if n == OUTSIDE:
         outside = {"kind": "plate", "x": 600, "y": 300, "w": 100, "h": 30}
         return capture(n, photo={"ref": f"captures/{n}.jpg", "boxes": [outside]})
@@ -483,7 +486,7 @@ def small_limit(exchange: Exchange, settings: Settings) -> Iterator[Exchange]:
         database_url=settings.database_url, data_dir=settings.data_dir, max_image_bytes=4096
     )
     exchange.register("fleet", captures_product())
-    assert exchange.publish("fleet", PRODUCT, [record(1), record(NO_BOXES)]).status_code == 200
+    assert exchange.publish("fleet", PRODUCT, [record(1), record(NONE_THERE)]).status_code == 200
     with TestClient(create_app(limited), raise_server_exceptions=False) as client:
         original, exchange.client = exchange.client, client
         yield exchange
@@ -508,7 +511,20 @@ def test_an_image_past_the_size_limit_is_refused(small_limit: Exchange, settings
     tiny = io.BytesIO()
     Image.new("RGB", (WIDTH, HEIGHT), (90, 120, 150)).save(tiny, "PNG")
     assert len(tiny.getvalue()) <= 4096
-    assert ok(put(small_limit, NO_BOXES, tiny.getvalue(), media_type="image/png"))["stored"]
+    assert ok(put(small_limit, NONE_THERE, tiny.getvalue(), media_type="image/png"))["stored"]
+
+
+def test_no_image_is_taken_for_a_record_that_does_not_say_where_its_plates_and_faces_are(
+    world: Exchange, settings: Settings
+) -> None:
+    """Without boxes nothing says what a redacted copy must hide, so there would be no
+    safe copy to give a company: the upload is refused (and audited)."""
+    refused = put(world, NO_BOXES, photo(NO_BOXES))
+
+    body = problem(refused, 422, "validation_failed")
+    assert body["errors"][0]["field"] == "photo"
+    assert "boxes" in body["errors"][0]["reason"]
+    assert f"cap-{NO_BOXES:06d}" not in {row["record_id"] for row in stored_images(settings)}
 
 
 # --- boxes, checked when the record is published ------------------------------------------------

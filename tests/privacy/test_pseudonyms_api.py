@@ -361,11 +361,11 @@ def test_a_day_long_epoch_gives_other_pseudonyms_on_another_day(exchange: Exchan
         )
     )
     assert (found["found"], found["records"]) == (True, REPEATS)
-    assert [e["details"]["found"] for e in audit(exchange, action="reidentify")] == [
-        True,
-        False,
-        True,
-    ]
+    allowed = audit(exchange, action="reidentify", decision="allow")
+    assert [e["details"]["found"] for e in allowed] == [True, False, True]
+    # The refused one (a time in the future) is on record too.
+    (refusal,) = audit(exchange, action="reidentify", decision="deny")
+    assert "shown_at" in refusal["reason"]
 
 
 # --- the subject's access report -----------------------------------------------------------------

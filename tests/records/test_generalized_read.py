@@ -91,6 +91,9 @@ def test_a_protected_read_shows_hours_bands_cells_and_redacted_photos(world: Exc
         assert record["location"] == cell_of(original["location"], 7)
         assert record["photo"] == {"ref": original["photo"], "redacted": True}
         assert record["violation_type"] == original["violation_type"]
+        # Published seconds after capture, so the publication time is only the hour too.
+        assert set(record["published_at"]) == {"from", "to", "bucket"}
+        assert record["published_at"]["bucket"] == "hour"
 
 
 def test_the_raw_view_is_unchanged_by_generalizations(world: Exchange) -> None:
@@ -163,6 +166,10 @@ def test_a_window_finer_than_the_bucket_is_refused_naming_the_bound(
     assert [e["field"] for e in errors] == unaligned
     assert all("not the start of a UTC hour" in e["reason"] for e in errors), errors
     assert all("captured_at" in e["reason"] for e in errors), errors
+    audited = world.get(
+        "auditor", "/v1/audit/entries", params={"action": "read", "decision": "deny"}
+    ).json()["entries"]
+    assert [e["entry"]["organization"] for e in audited] == ["lingnan-maps"]
 
 
 def test_the_raw_view_may_use_any_window(world: Exchange) -> None:

@@ -115,6 +115,18 @@ BAD_RECORDS = [
     pytest.param(capture(1, id="x" * 201), "id", "string id", id="id-too-long"),
     pytest.param(capture(1, id="cap\u0000001"), "id", "", id="id-with-nul"),
     pytest.param(capture(1, photo=""), "photo", "non-empty", id="image-ref-empty"),
+    pytest.param(capture(1, speed_kmh=10**400), "speed_kmh", "64-bit", id="number-too-large"),
+    *(
+        pytest.param(capture(1, photo={"boxes": [box]}), "photo", reason, id=name)
+        for name, box, reason in [
+            ("box-kind-a-list", {"kind": [], "x": 1, "y": 1, "w": 2, "h": 2}, "kind"),
+            ("box-kind-unknown", {"kind": "car", "x": 1, "y": 1, "w": 2, "h": 2}, "kind"),
+            ("box-zero-size", {"kind": "face", "x": 1, "y": 1, "w": 0, "h": 2}, "width"),
+            ("box-negative", {"kind": "face", "x": -1, "y": 1, "w": 2, "h": 2}, "whole"),
+            ("box-extra-key", {"kind": "face", "x": 1, "y": 1, "w": 2, "h": 2, "z": 0}, "expected"),
+        ]
+    ),
+    pytest.param(capture(1, photo={"ref": "a.jpg"}), "photo", "boxes", id="image-without-boxes"),
 ]
 
 
@@ -132,6 +144,22 @@ def test_one_bad_record_rejects_the_batch_and_is_named(
     assert error["index"] == 1
     assert error["field"] == field
     assert reason in error["reason"]
+    assert_nothing_written(world)
+
+
+def test_text_that_is_not_unicode_is_named(world: Exchange) -> None:
+    """JSON can escape a lone surrogate (\\ud800); no UTF-8 text can hold one."""
+    body = json.dumps([capture(1, plate="粤A\ud800")])  # ASCII, with the escape
+    response = world.post(
+        "fleet",
+        f"/v1/products/{PRODUCT}/records",
+        content=body,
+        headers={"Content-Type": "application/json"},
+    )
+
+    error = problem(response, 422)["errors"][0]
+    assert (error["index"], error["field"]) == (0, "plate")
+    assert "Unicode" in error["reason"]
     assert_nothing_written(world)
 
 

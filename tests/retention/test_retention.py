@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -143,7 +144,13 @@ def world(exchange: Exchange, settings: Settings) -> Exchange:
     exchange.register("fleet", captures_product(SHORT, retention_days=30))
     exchange.register("fleet", captures_product(LONG))
     assert ok(exchange.publish("fleet", SHORT, [short_lived(n) for n in (*OLD, *RECENT)]))
-    assert ok(exchange.publish("fleet", LONG, [capture(n) for n in range(1, 6)]))
+    assert ok(
+        exchange.publish(
+            "fleet",
+            LONG,
+            [with_photo(capture(n), n) if n == 2 else capture(n) for n in range(1, 6)],
+        )
+    )
     for n in (1, 3):
         assert upload(exchange, SHORT, n).status_code == 200
     assert upload(exchange, LONG, 2).status_code == 200
@@ -412,6 +419,10 @@ def test_a_product_erased_before_any_record_refuses_its_first(
     assert invoke(settings, "product", "erase", ERASED, "--reason", REASON).exit_code != 0
 
 
+def master_files(settings: Settings) -> list[Path]:
+    return sorted(settings.resolved_master_key_dir.glob("*.key"))
+
+
 def test_a_backup_of_an_erased_product_cannot_be_opened_with_the_keys_that_remain(
     two_products: Exchange, settings: Settings
 ) -> None:
@@ -419,9 +430,12 @@ def test_a_backup_of_an_erased_product_cannot_be_opened_with_the_keys_that_remai
     such as last night's database backup, which holds its wrapped data key — opens
     with what the exchange still keeps."""
     backup_key = data_key(settings, ERASED)
+    old_master = (
+        settings.resolved_master_key_dir / f"{backup_key['master_key_id']}.key"
+    ).read_bytes()
     with database(settings) as connection:
         backup_rows = connection.execute(
-            select(Record.record_id, Record.sealed).where(
+            select(Record.record_id, Record.sealed, Record.content, Record.blind).where(
                 Record.product_id == product_id(settings, ERASED)
             )
         ).all()
@@ -440,6 +454,17 @@ def test_a_backup_of_an_erased_product_cannot_be_opened_with_the_keys_that_remai
             continue
         key = DataKey(plain, backup_key["product_id"])
         recovered += [
-            key.open_fields(record_id, sealed)["plate"] for record_id, sealed in backup_rows
+            key.open_fields(record_id, sealed, [content, blind])["plate"]
+            for record_id, sealed, content, blind in backup_rows
         ]
     assert recovered == []
+    assert backup_key["master_key_id"] not in {path.stem for path in master_files(settings)}
+    # The backup itself was sound: with the master key it was made under, it opened.
+    plain = unwrap(
+        old_master, backup_key["master_key_id"], backup_key["product_id"], backup_key["wrapped"]
+    )
+    opened = [
+        DataKey(plain, backup_key["product_id"]).open_fields(r, sealed, [content, blind])["plate"]
+        for r, sealed, content, blind in backup_rows
+    ]
+    assert opened == [capture(n)["plate"] for n in (1, 2, 3)]

@@ -66,6 +66,12 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    sealed = op.get_bind().execute(sa.text("SELECT count(*) FROM record")).scalar()
+    if sealed:
+        raise RuntimeError(
+            f"{sealed} records hold their protected fields sealed; downgrading would drop "
+            "them. Export what you need first."
+        )
     with op.batch_alter_table("record") as batch:
         batch.drop_column("blind")
         batch.drop_column("sealed")

@@ -1,10 +1,14 @@
-"""Sealing records stored before encryption at rest existed (migration 0004).
+"""Storing a product's rows again when what is sealed changes.
 
-Such rows hold every field in the clear and an unkeyed content hash. The
-`exchange` commands that migrate (`db upgrade`, `serve`, `demo`) seal them right
-after the migration, under each product's data key, with one audit entry per
-product; afterwards every record reads the same way. On a database that never
-had such rows this finds nothing.
+- A product update that moves a field into or out of the clear (a sensitivity
+  changed, a field added or dropped) reseals the product's rows in the same
+  transaction, so no value stays in the clear that the definition now protects,
+  and filters find every row.
+- Records stored before encryption at rest existed (migration 0004) hold every
+  field in the clear and an unkeyed content hash. The `exchange` commands that
+  migrate (`db upgrade`, `serve`, `demo`) seal them right after the migration,
+  with one audit entry per product. On a database that never had such rows this
+  finds nothing.
 """
 
 from sqlalchemy import select
@@ -14,7 +18,7 @@ from exchange.auditing.trail import Origin, record
 from exchange.catalog.models import Definition, Product, ProductVersion
 from exchange.keyring.service import Keyring
 from exchange.records.models import Record
-from exchange.records.sealed import Layout, seal
+from exchange.records.sealed import Layout, reseal
 
 
 def seal_unsealed(session: Session, keyring: Keyring, where: Origin) -> dict[str, int]:
@@ -32,11 +36,7 @@ def seal_unsealed(session: Session, keyring: Keyring, where: Origin) -> dict[str
         rows = session.scalars(
             select(Record).where(Record.product_id == product_id, Record.sealed.is_(None))  # type: ignore[union-attr]
         ).all()
-        for row in rows:
-            content = dict(row.content)
-            at_rest = seal(layout, key, row.record_id, content)
-            row.content, row.sealed, row.blind = at_rest.content, at_rest.sealed, at_rest.blind
-            row.content_hash = key.content_hash(content)
+        reseal(key, layout, rows, legacy=True)
         record(
             session,
             where,
@@ -50,3 +50,20 @@ def seal_unsealed(session: Session, keyring: Keyring, where: Origin) -> dict[str
         sealed[product.slug] = len(rows)
     session.flush()
     return sealed
+
+
+def reseal_product(
+    session: Session, keyring: Keyring, product_id: int, before: Definition, after: Definition
+) -> int:
+    """Reseal the product's rows if `after` keeps other fields in the clear than
+    `before`; how many rows (0 if nothing changed). The caller commits."""
+    layout = Layout.of(after)
+    if layout == Layout.of(before):
+        return 0
+    key = keyring.for_writing(session, product_id)
+    rows = session.scalars(
+        select(Record).where(Record.product_id == product_id).execution_options(yield_per=1000)
+    )
+    count = reseal(key, layout, rows)
+    session.flush()
+    return count
