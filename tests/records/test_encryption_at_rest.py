@@ -8,14 +8,12 @@ than shown; rotating the master key re-wraps data keys and touches no record.
 
 import hashlib
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, create_engine, text
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from exchange.demo.photos import scene
@@ -25,6 +23,7 @@ from tests.conftest import Exchange, run_cli
 from tests.products import capture, captures_product
 from tests.pseudonyms import PSEUDONYM, cell_of, pseudonym_for
 from tests.responses import ok, problem
+from tests.storage import database
 
 PRODUCT = "violation-captures"
 RECORDS = f"/v1/products/{PRODUCT}/records"
@@ -117,17 +116,6 @@ def image(exchange: Exchange, who: str, n: int, purpose: dict[str, str]) -> Any:
 
 
 # --- the tables, read directly ------------------------------------------------------------------
-
-
-@contextmanager
-def database(settings: Settings) -> Iterator[Connection]:
-    """A connection of our own to the test's database, committed on leaving."""
-    engine = create_engine(settings.resolved_database_url)
-    try:
-        with engine.begin() as connection:
-            yield connection
-    finally:
-        engine.dispose()
 
 
 def table(settings: Settings, name: str) -> list[dict[str, Any]]:

@@ -8,8 +8,6 @@ that removes something says so in the audit log. An erased product answers 410
 
 import json
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
@@ -17,7 +15,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Connection, create_engine, select, text, update
+from sqlalchemy import select, text, update
 from typer.testing import CliRunner, Result
 
 from exchange.cli import app as cli
@@ -30,6 +28,7 @@ from exchange.timeutil import parse_rfc3339
 from tests.conftest import Exchange, run_cli
 from tests.products import capture, captures_product
 from tests.responses import ok, problem
+from tests.storage import database
 
 LAW = {"purpose": "law_enforcement"}
 NAVIGATION = {"purpose": "navigation_safety"}
@@ -87,16 +86,6 @@ def invoke(settings: Settings, *args: str) -> Result:
         "EXCHANGE_DATA_DIR": str(settings.data_dir),
     }
     return CliRunner().invoke(cli, list(args), env=env)
-
-
-@contextmanager
-def database(settings: Settings) -> Iterator[Connection]:
-    engine = create_engine(settings.resolved_database_url)
-    try:
-        with engine.begin() as connection:
-            yield connection
-    finally:
-        engine.dispose()
 
 
 def product_id(settings: Settings, slug: str) -> int:
