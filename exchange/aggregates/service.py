@@ -25,12 +25,12 @@ from exchange.grants.models import Grant
 from exchange.grants.service import scope_clauses, visible
 from exchange.privacy.noise import bounded, release
 from exchange.privacy.sealing import DataKey
-from exchange.privacy.views import generalize_point
+from exchange.privacy.views import bucket_start, generalize_point
 from exchange.records.models import Record
 from exchange.records.sealed import opened
-from exchange.timeutil import parse_rfc3339, utcnow
+from exchange.timeutil import parse_rfc3339, to_rfc3339, utcnow
 
-TIME_BUCKETS = {"hour": "%Y-%m-%dT%H:00:00Z", "day": "%Y-%m-%dT00:00:00Z"}
+TIME_BUCKETS = ("hour", "day")  # of the views' buckets, the ones counts group by
 MAX_GROUPINGS = 3
 COUNT = "count"
 
@@ -141,7 +141,7 @@ def _group(definition: Definition, by: list[str], content: dict[str, Any]) -> Ha
             text = content.get(definition.time_field or "")
             if not isinstance(text, str):
                 return None
-            key.append(parse_rfc3339(text).strftime(TIME_BUCKETS[name]))
+            key.append(to_rfc3339(bucket_start(parse_rfc3339(text), name)))
         elif content.get(name) is None:
             return None
         else:
