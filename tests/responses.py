@@ -15,5 +15,5 @@ def problem(response: Any, status: int, code: str) -> dict[str, Any]:
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == PROBLEM
     body: dict[str, Any] = response.json()
-    assert body["type"] == f"urn:exchange:problem:{code}", body
+    assert (body["status"], body["type"]) == (status, f"urn:exchange:problem:{code}"), body
     return body

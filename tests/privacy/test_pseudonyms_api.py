@@ -12,11 +12,11 @@ from exchange.timeutil import parse_rfc3339, to_rfc3339
 from tests.conftest import Exchange
 from tests.products import capture, captures_product
 from tests.pseudonyms import PSEUDONYM, pseudonym_for
+from tests.responses import ok, problem
 
 PRODUCT = "violation-captures"
 DAILY = "daily-captures"  # the same captures, pseudonyms changing every day
 RECORDS = f"/v1/products/{PRODUCT}/records"
-PROBLEM = "application/problem+json"
 NDJSON = "application/x-ndjson"
 CASE = "GZ-TP-2026-0412"
 RESEARCH = {"purpose": "research"}
@@ -43,20 +43,6 @@ def world(exchange: Exchange) -> Exchange:
     assert published.status_code == 200, published.text
     assert published.json()["accepted"] == len(BATCH)
     return exchange
-
-
-def ok(response: Any) -> dict[str, Any]:
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-def problem(response: Any, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == PROBLEM
-    body: dict[str, Any] = response.json()
-    assert (body["status"], body["type"]) == (status, f"urn:exchange:problem:{code}")
-    return body
 
 
 def read(exchange: Exchange, who: str, purpose: dict[str, str] = RESEARCH, **kw: Any) -> Any:
