@@ -82,6 +82,14 @@ def _record(session: Session, access: ProductAccess, record_id: str) -> Record:
     return row
 
 
+def _image_of(session: Session, product_id: int, record_id: str) -> RecordImage | None:
+    return session.scalar(
+        select(RecordImage).where(
+            RecordImage.product_id == product_id, RecordImage.record_id == record_id
+        )
+    )
+
+
 def upload(
     session: Session,
     where: Request | Origin,
@@ -149,11 +157,7 @@ def _store(
         raise ValidationFailed(
             "the record's boxes do not fit the image", errors=[FieldError(reason, f"{field}.boxes")]
         ) from None
-    existing = session.scalar(
-        select(RecordImage).where(
-            RecordImage.product_id == row.product_id, RecordImage.record_id == row.record_id
-        )
-    )
+    existing = _image_of(session, row.product_id, row.record_id)
     if existing is not None:
         if key.open_image(row.record_id, existing.sealed) != data:
             raise Conflict(
@@ -199,11 +203,7 @@ def serve(session: Session, request: Request, access: ProductAccess, record_id: 
         )
     key: DataKey | None = request.app.state.keyring.for_reading(session, product_id)
     row = _record(session, access, record_id)
-    image = session.scalar(
-        select(RecordImage).where(
-            RecordImage.product_id == product_id, RecordImage.record_id == record_id
-        )
-    )
+    image = _image_of(session, product_id, record_id)
     if image is None or key is None:
         raise NotFound(f"record {record_id!r} has no image")
     content = opened(key, row)
