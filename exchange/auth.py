@@ -13,7 +13,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
-from exchange.auditing.trail import Actor, record
+from exchange.auditing.trail import Actor, Origin, record
 from exchange.db import SessionDep
 from exchange.errors import AccessDenied, Unauthorized
 from exchange.identity import service as identity
@@ -37,14 +37,11 @@ class Caller:
         return Subject(self.client_id, self.organization, self.kind, self.roles)
 
 
-def current_caller(request: Request, session: SessionDep) -> Caller:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("send a bearer token from POST /oauth/token")
-    claims = request.app.state.tokens.verify(token.strip())
-    found = identity.find_active(session, claims.subject)
+def caller_of(session: Session, client_id: str) -> Caller | None:
+    """The principal as it is now (roles, organisation); None if deleted or disabled."""
+    found = identity.find_active(session, client_id)
     if found is None:
-        raise Unauthorized("the token's principal does not exist or is disabled")
+        return None
     principal, organization = found
     return Caller(
         client_id=principal.client_id,
@@ -53,6 +50,17 @@ def current_caller(request: Request, session: SessionDep) -> Caller:
         kind=organization.kind,
         roles=frozenset(principal.roles),
     )
+
+
+def current_caller(request: Request, session: SessionDep) -> Caller:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("send a bearer token from POST /oauth/token")
+    claims = request.app.state.tokens.verify(token.strip())
+    caller = caller_of(session, claims.subject)
+    if caller is None:
+        raise Unauthorized("the token's principal does not exist or is disabled")
+    return caller
 
 
 CallerDep = Annotated[Caller, Depends(current_caller)]
@@ -66,7 +74,7 @@ def engine(request: Request) -> PolicyEngine:
 
 def log_refusal(
     session: Session,
-    request: Request,
+    where: Request | Origin,
     caller: Caller,
     *,
     action: str,
@@ -80,7 +88,7 @@ def log_refusal(
     session.rollback()
     record(
         session,
-        request,
+        where,
         caller.actor,
         action=action,
         allowed=False,
@@ -109,14 +117,40 @@ def decide(
     else the action ("read") or, for the exchange's parts, "audit.read". `hint`,
     when given, replaces the policy's hint for a denial no deny line made: the
     caller knows more (a grant that lapsed)."""
-    decision = engine(request).decide(caller.subject, resource, action, purpose)
+    return decide_with(
+        engine(request),
+        session,
+        request,
+        caller,
+        resource,
+        action,
+        purpose,
+        logged_as=logged_as,
+        hint=hint,
+    )
+
+
+def decide_with(
+    policy: PolicyEngine,
+    session: Session,
+    where: Request | Origin,
+    caller: Caller,
+    resource: Resource,
+    action: str,
+    purpose: str = "",
+    *,
+    logged_as: str | None = None,
+    hint: str | None = None,
+) -> Decision:
+    """`decide` with the engine and origin given: for work outside a request (feed delivery)."""
+    decision = policy.decide(caller.subject, resource, action, purpose)
     if not decision.allowed:
         product = resource.name if resource.is_product else None
         system = resource.name.removeprefix("system:")
         label = logged_as or (action if resource.is_product else f"{system}.{action}")
         log_refusal(
             session,
-            request,
+            where,
             caller,
             action=label,
             reason=decision.reason,

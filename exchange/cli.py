@@ -1,6 +1,8 @@
 """The `exchange` command: run the server, migrate, administer, and set up the demo."""
 
 import json
+import signal
+import threading
 from pathlib import Path
 from typing import Annotated
 
@@ -16,6 +18,7 @@ from exchange.auditing.checkpoints import Signer
 from exchange.auditing.trail import Origin, record
 from exchange.db import make_engine
 from exchange.errors import Gone, NotFound
+from exchange.feeds.delivery import Deliverer
 from exchange.identity import service as identity
 from exchange.identity.models import OrganizationCreate, OrgKind, PrincipalCreate, Role
 from exchange.keyring.master import MasterKeys
@@ -96,6 +99,34 @@ def serve(
         workers=workers,
         log_level="info",
     )
+
+
+@app.command()
+def worker(
+    threads: Annotated[
+        int | None, typer.Option(min=1, max=64, help="Default: EXCHANGE_DELIVERY_WORKERS or 2")
+    ] = None,
+) -> None:
+    """Deliver webhooks, without serving HTTP: for more delivery capacity than the
+    servers' own workers. On PostgreSQL run as many as you like, on any machine;
+    on SQLite, one."""
+    settings = Settings()
+    _upgrade(settings)
+    app = create_app(settings)
+    state = app.state
+    deliverer = Deliverer(
+        state, state.engine, settings, state.doorbell, threads or settings.delivery_workers or 2
+    )
+    stopping = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopping.set())
+    state.policy.start()
+    deliverer.start()
+    typer.echo(f"delivering as {deliverer.name}", err=True)
+    stopping.wait()
+    deliverer.stop()
+    state.policy.stop()
+    state.engine.dispose()
 
 
 @org_app.command("create")

@@ -17,6 +17,11 @@ from exchange.auditing.usage import router as usage_router
 from exchange.catalog.router import router as catalog_router
 from exchange.db import make_engine
 from exchange.errors import ServiceUnavailable, install_handlers
+from exchange.feeds.delivery import Deliverer
+from exchange.feeds.doorbell import Doorbell
+from exchange.feeds.metrics import router as metrics_router
+from exchange.feeds.router import router as feeds_router
+from exchange.feeds.secretbox import SecretBox
 from exchange.grants.router import router as grants_router
 from exchange.identity.router import router as identity_router
 from exchange.images.router import router as images_router
@@ -77,7 +82,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         policy.start()
         for chore in chores:
             chore.start()
+        deliverer = (
+            Deliverer(app.state, engine, settings, app.state.doorbell, settings.delivery_workers)
+            if settings.delivery_workers
+            else None
+        )
+        if deliverer:
+            deliverer.start()
         yield
+        if deliverer:
+            deliverer.stop()
         for chore in chores:
             chore.stop()
         policy.stop()
@@ -100,6 +114,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.pseudonyms = PseudonymKeys(
         load_or_create_secret(settings.resolved_pseudonym_key_path)
     )
+    app.state.webhook_secrets = SecretBox(load_or_create_secret(settings.resolved_webhook_key_path))
+    app.state.doorbell = Doorbell()
 
     @app.middleware("http")
     async def request_id(
@@ -123,6 +139,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(policy_router)
     app.include_router(decisions_router)
     app.include_router(grants_router)
+    app.include_router(feeds_router)
+    app.include_router(metrics_router)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:

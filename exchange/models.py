@@ -3,6 +3,7 @@
 from audit.store import AuditEntry, AuditHead
 from exchange.aggregates.models import PrivacyBudget
 from exchange.catalog.models import Product, ProductVersion
+from exchange.feeds.models import DeliveryAttempt, FeedEvent, Subscription
 from exchange.grants.models import AccessRequest, Grant
 from exchange.identity.models import Organization, Principal
 from exchange.images.models import RecordImage
@@ -15,6 +16,8 @@ __all__ = [
     "AuditEntry",
     "AuditHead",
     "DataKeyRow",
+    "DeliveryAttempt",
+    "FeedEvent",
     "Grant",
     "KeyHead",
     "Organization",
@@ -28,4 +31,5 @@ __all__ = [
     "ProductVersion",
     "Record",
     "RecordImage",
+    "Subscription",
 ]

@@ -89,6 +89,43 @@ class Settings(BaseSettings):
     privacy_budget_epsilon: float = Field(
         default=10.0, gt=0, description="Epsilon each organisation may spend per product per month."
     )
+    webhook_allow_private: bool = Field(
+        default=False,
+        description="Let webhooks go to http:// URLs and to loopback and private addresses. "
+        "For development and tests only: in production it opens the exchange's own network "
+        "to anyone who can make a subscription.",
+    )
+    delivery_workers: int = Field(
+        default=2,
+        ge=0,
+        le=64,
+        description="Webhook delivery threads in each server; 0: none (run `exchange worker`).",
+    )
+    delivery_poll_seconds: float = Field(
+        default=0.5, gt=0, le=60, description="How often an idle delivery worker looks for work."
+    )
+    delivery_timeout_seconds: float = Field(
+        default=10, gt=0, le=120, description="How long a receiver has to answer a webhook."
+    )
+    delivery_max_attempts: int = Field(
+        default=15,
+        ge=1,
+        le=100,
+        description="Attempts at one batch before its events go to the dead-letter list; with "
+        "the default backoff, 15 attempts span more than an hour.",
+    )
+    delivery_retry_base_seconds: float = Field(
+        default=1.0, gt=0, description="The first retry's delay; each next one doubles."
+    )
+    delivery_retry_max_seconds: float = Field(
+        default=600, gt=0, description="The longest delay between two attempts."
+    )
+    delivery_batch_max: int = Field(
+        default=100, ge=1, le=1000, description="The most events one webhook request carries."
+    )
+    pull_wait_max_seconds: float = Field(
+        default=30, ge=0, le=300, description="The longest a pull may wait for new events."
+    )
     max_batch_records: int = Field(default=50_000, ge=1)
     max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     max_image_bytes: int = Field(
@@ -126,6 +163,17 @@ class Settings(BaseSettings):
     def resolved_pseudonym_key_path(self) -> Path:
         """The master secret every consumer's pseudonym key is derived from."""
         return self.data_dir / "keys" / "pseudonym-master.key"
+
+    @cached_property
+    def resolved_webhook_key_path(self) -> Path:
+        """The key webhook secrets are sealed under."""
+        return self.data_dir / "keys" / "webhook-secrets.key"
+
+    @property
+    def delivery_lease_seconds(self) -> float:
+        """How long a worker holds a subscription it delivers for: long enough to
+        prepare and send one batch; a worker that dies lets go when it runs out."""
+        return 2 * self.delivery_timeout_seconds + 5
 
     @cached_property
     def resolved_master_key_dir(self) -> Path:

@@ -20,16 +20,17 @@ from typing import Annotated
 from fastapi import Depends, Path, Query, Request
 from sqlalchemy.orm import Session
 
-from exchange.auth import Caller, CallerDep, decide, log_refusal
+from exchange.auditing.trail import Origin
+from exchange.auth import Caller, CallerDep, decide_with, log_refusal
 from exchange.catalog import service
 from exchange.catalog.models import PURPOSE, Tier
 from exchange.catalog.service import Described
 from exchange.db import SessionDep
-from exchange.errors import BadRequest, ExchangeError, FieldError, NotFound, PurposeRequired
+from exchange.errors import BadRequest, ExchangeError, FieldError, PurposeRequired
 from exchange.grants import service as grants
 from exchange.grants.models import Grant
 from exchange.privacy.sealing import SealError
-from policies import Decision
+from policies import Decision, PolicyEngine
 
 
 @dataclass(frozen=True)
@@ -72,32 +73,68 @@ def product_access(action: str, *, purpose_required: bool):
             str | None, Query(description="Why the data is wanted, e.g. law_enforcement.")
         ] = None,
     ) -> ProductAccess:
-        try:
+        with refused_before_deciding(session, request, caller, action, product, purpose):
             stated = _checked_purpose(purpose, purpose_required)
             described = service.describe(session, product)
-        except (BadRequest, NotFound) as error:
-            log_refusal(
-                session,
-                request,
-                caller,
-                action=action,
-                reason=error.detail,
-                product=product,
-                purpose=purpose,
-            )
-            raise
-        held = grants.active(session, caller.organization, product) if stated else {}
-        resource = replace(described.resource, granted=frozenset(held))
-        lapsed = (
-            grants.lapsed_hint(session, caller.organization, product, stated)
-            if stated and stated not in held and described.definition.tier == Tier.regulated
-            else None
+        return access_to(
+            session, request, request.app.state.policy.current, caller, described, action, stated
         )
-        decision = decide(session, request, caller, resource, action, stated, hint=lapsed)
-        grant = held.get(stated) if decision.under_grant else None
-        return ProductAccess(caller, described, action, stated, decision, grant)
 
     return Depends(dependency)
+
+
+@contextmanager
+def refused_before_deciding(
+    session: Session,
+    where: Request | Origin,
+    caller: Caller,
+    action: str,
+    product: str,
+    purpose: str | None,
+) -> Iterator[None]:
+    """Bad input or an unknown product, found before there is a decision: the
+    refusal is audited (as `action`) before the error goes back."""
+    try:
+        yield
+    except ExchangeError as error:
+        log_refusal(
+            session,
+            where,
+            caller,
+            action=action,
+            reason=error.detail,
+            product=product,
+            purpose=purpose,
+        )
+        raise
+
+
+def access_to(
+    session: Session,
+    where: Request | Origin,
+    policy: PolicyEngine,
+    caller: Caller,
+    described: Described,
+    action: str,
+    purpose: str,
+    logged_as: str | None = None,
+) -> ProductAccess:
+    """The decision on the product with the grants the caller's organisation holds
+    now; a logged AccessDenied (as `logged_as`, default the action) if the policy
+    says no."""
+    product = described.product.slug
+    held = grants.active(session, caller.organization, product) if purpose else {}
+    resource = replace(described.resource, granted=frozenset(held))
+    lapsed = (
+        grants.lapsed_hint(session, caller.organization, product, purpose)
+        if purpose and purpose not in held and described.definition.tier == Tier.regulated
+        else None
+    )
+    decision = decide_with(
+        policy, session, where, caller, resource, action, purpose, logged_as=logged_as, hint=lapsed
+    )
+    grant = held.get(purpose) if decision.under_grant else None
+    return ProductAccess(caller, described, action, purpose, decision, grant)
 
 
 ReadAccess = Annotated[ProductAccess, product_access("read", purpose_required=True)]
@@ -109,7 +146,11 @@ UpdateAccess = Annotated[ProductAccess, product_access("update", purpose_require
 
 @contextmanager
 def refusals_logged(
-    session: Session, request: Request, access: ProductAccess, *, action: str | None = None
+    session: Session,
+    where: Request | Origin,
+    access: ProductAccess,
+    *,
+    action: str | None = None,
 ) -> Iterator[None]:
     """For an action the policy allowed that then fails — bad input, a spent budget,
     a view that withholds images, an erased product, data that does not decrypt:
@@ -125,7 +166,7 @@ def refusals_logged(
         )
         log_refusal(
             session,
-            request,
+            where,
             access.caller,
             action=action or access.action,
             reason=reason,

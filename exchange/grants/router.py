@@ -19,10 +19,10 @@ from exchange.auth import (
     SystemAccess,
     decide,
     engine,
-    log_refusal,
     system_access,
 )
 from exchange.catalog import service as catalog
+from exchange.catalog.access import refused_before_deciding
 from exchange.catalog.service import Described
 from exchange.db import SessionDep
 from exchange.errors import BadRequest, Conflict, FieldError, NotFound, ValidationFailed
@@ -155,7 +155,9 @@ def _requestable(
     session: Session, request: Request, caller: Caller, data: AccessRequestCreate
 ) -> Described:
     """The product, if an access request for it makes sense; a logged refusal otherwise."""
-    try:
+    with refused_before_deciding(
+        session, request, caller, "access_request.create", data.product, data.purpose
+    ):
         described = catalog.describe(session, data.product)
         if not engine(request).decide(caller.subject, described.resource, "discover").allowed:
             raise NotFound(f"no product {data.product!r}")  # as the catalog says
@@ -173,17 +175,6 @@ def _requestable(
             )
         if errors := data.scope.problems(described):
             raise ValidationFailed("the scope does not fit the product", errors=errors)
-    except (BadRequest, Conflict, NotFound, ValidationFailed) as error:
-        log_refusal(
-            session,
-            request,
-            caller,
-            action="access_request.create",
-            reason=error.detail,
-            product=data.product,
-            purpose=data.purpose,
-        )
-        raise
     return described
 
 

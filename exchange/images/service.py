@@ -227,5 +227,7 @@ def serve(session: Session, request: Request, access: ProductAccess, record_id: 
             "output_sha256": receipt.output_sha256,
             "boxes": len(receipt.boxes),
         }
-    records.audit_read(session, request, access, [row], [content], details)
+    records.audit_read(
+        session, request, request.app.state.subjects, access, [row], [content], details
+    )
     return served

@@ -31,7 +31,7 @@ ACTIONS = (
 # Actions on a product that state a purpose; the others take none.
 PURPOSEFUL_ACTIONS = ("read", "request_access", "aggregate", "reidentify")
 PRODUCT_ACTIONS = ("discover", "publish", "update", *PURPOSEFUL_ACTIONS)
-SYSTEMS = ("identity", "catalog", "audit", "usage", "policy", "grants")
+SYSTEMS = ("identity", "catalog", "audit", "usage", "policy", "grants", "feeds", "metrics")
 PURPOSE_PATTERNS = ("*", "@declared", "@granted")
 
 

@@ -15,6 +15,7 @@ from exchange.auditing.trail import Origin, record_allowed
 from exchange.catalog.access import ProductAccess
 from exchange.catalog.models import Definition, Product
 from exchange.errors import Conflict, FieldError, ValidationFailed
+from exchange.feeds import outbox
 from exchange.keyring.service import Keyring
 from exchange.privacy.sealing import DataKey
 from exchange.records import sealed, validation
@@ -155,7 +156,8 @@ def _insert(
     definition: Definition,
     key: DataKey,
 ) -> list[int]:
-    """Rows with the next dense sequence numbers, under the product row's lock."""
+    """Rows with the next dense sequence numbers, under the product row's lock, and
+    their subscriptions' events (the outbox) in the same transaction."""
     last = session.scalar(
         select(Product.record_seq).where(Product.id == product_id).with_for_update()
     )
@@ -182,5 +184,11 @@ def _insert(
     session.execute(insert(Record), rows)
     session.execute(
         update(Product).where(Product.id == product_id).values(record_seq=last + len(rows))
+    )
+    outbox.enqueue(
+        session,
+        product_id,
+        definition.time_field,
+        [(row["seq"], item.content) for row, item in zip(rows, new, strict=True)],
     )
     return [row["seq"] for row in rows]

@@ -82,6 +82,7 @@ def publish(
         result = publishing.publish(
             session, request, access, items, atomic=atomic, keyring=request.app.state.keyring
         )
+    request.app.state.doorbell.ring_after_commit(session)
     return PublishOutcome(
         accepted=result.accepted,
         unchanged=result.unchanged,

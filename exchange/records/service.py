@@ -14,13 +14,14 @@ from sqlalchemy import BigInteger, cast, select
 from sqlalchemy.orm import Session
 
 from audit import store as log
-from exchange.auditing.trail import record_allowed
+from exchange.auditing.subjects import SubjectIndex
+from exchange.auditing.trail import Origin, record_allowed
 from exchange.catalog.access import ProductAccess
 from exchange.catalog.models import FieldType, Sensitivity
 from exchange.errors import BadRequest, FieldError
 from exchange.grants import service as grants
 from exchange.privacy import views
-from exchange.privacy.pseudonyms import Epoch
+from exchange.privacy.pseudonyms import Epoch, PseudonymKeys
 from exchange.privacy.sealing import DataKey
 from exchange.records import sealed
 from exchange.records.models import Record
@@ -44,7 +45,7 @@ class Page:
 
 
 @dataclass(frozen=True)
-class _Shaper:
+class Shaper:
     """One read's view: which treatment per field, and what the treatments need."""
 
     treatment_of: dict[str, str]
@@ -53,7 +54,7 @@ class _Shaper:
     time_field: str | None
 
     @classmethod
-    def of(cls, request: Request, access: ProductAccess) -> "_Shaper":
+    def of(cls, pseudonyms: PseudonymKeys, access: ProductAccess) -> "Shaper":
         """Pseudonyms in the caller organisation's own domain for this product and epoch."""
         treatment_of = field_treatments(access)
         definition = access.described.definition
@@ -63,9 +64,7 @@ class _Shaper:
             shaping = views.Shaping.of(definition.fields, resolution=resolution)
             return cls(treatment_of, shaping, None, time_field)
         epoch = Epoch.at(utcnow(), definition.pseudonym_epoch_days)
-        domain = request.app.state.pseudonyms.domain(
-            access.caller.organization, access.described.product.slug, epoch
-        )
+        domain = pseudonyms.domain(access.caller.organization, access.described.product.slug, epoch)
         shaping = views.Shaping.of(definition.fields, resolution=resolution, pseudonymize=domain)
         return cls(treatment_of, shaping, epoch.end, time_field)
 
@@ -239,13 +238,13 @@ def read_page(
     rows = rows[:limit]
     contents = [sealed.opened(key, row) for row in rows]
     next_after = rows[-1].seq if more and rows else None
-    page = _Shaper.of(request, access).page(access, rows, contents, next_after)
+    page = Shaper.of(request.app.state.pseudonyms, access).page(access, rows, contents, next_after)
     details = {
         "filters": _logged_filters(request, access, filters),
         "from": since and to_rfc3339(since),
         "until": until and to_rfc3339(until),
     }
-    audit_read(session, request, access, rows, contents, details)
+    audit_read(session, request, request.app.state.subjects, access, rows, contents, details)
     return page
 
 
@@ -265,8 +264,12 @@ def read_one(
     )
     rows = [row] if row else []
     contents = [sealed.opened(key, row) for row in rows]
-    audit_read(session, request, access, rows, contents, {"id": record_id})
-    return _Shaper.of(request, access).page(access, rows, contents, None), row is not None
+    audit_read(
+        session, request, request.app.state.subjects, access, rows, contents, {"id": record_id}
+    )
+    return Shaper.of(request.app.state.pseudonyms, access).page(
+        access, rows, contents, None
+    ), row is not None
 
 
 def field_treatments(access: ProductAccess) -> dict[str, str]:
@@ -293,20 +296,24 @@ def _logged_filters(request: Request, access: ProductAccess, filters: list[str])
 
 def audit_read(
     session: Session,
-    request: Request,
+    where: Request | Origin,
+    subjects: SubjectIndex,
     access: ProductAccess,
     rows: list[Record],
     contents: list[dict[str, Any]],
     details: dict[str, Any],
-) -> None:
-    """The read's audit entry, and — if the product declares a subject field — the
-    keyed subject index that lets an auditor find every read about one subject."""
+    *,
+    action: str = "read",
+) -> int:
+    """The read's audit entry (its index), and — if the product declares a subject
+    field — the keyed subject index that lets an auditor find every read about one
+    subject. Under a grant with a quota, the records are counted against it."""
     product = access.described.product.slug
     index = record_allowed(
         session,
-        request,
+        where,
         access,
-        action="read",
+        action=action,
         product=product,
         purpose=access.purpose,
         seqs=[row.seq for row in rows],
@@ -317,6 +324,6 @@ def audit_read(
         grants.consume(session, access.grant, len(rows))
     subject_field = access.described.definition.subject_field
     if subject_field:
-        subjects = request.app.state.subjects
         values = {content[subject_field] for content in contents if subject_field in content}
         log.index_subjects(session, index, [subjects.key(product, value) for value in values])
+    return index

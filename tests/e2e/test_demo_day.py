@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from exchange.settings import Settings
+from tests.feeds.receiver import receiving
 from tests.pseudonyms import PSEUDONYM, pseudonym_for
 
 KEYS = {"fleet", "hotline", "police", "mapco", "lab", "steward", "auditor", "admin"}
@@ -47,6 +48,7 @@ def served(settings: Settings) -> Iterator[str]:
         "EXCHANGE_DATABASE_URL": settings.resolved_database_url,
         "EXCHANGE_DATA_DIR": str(settings.data_dir),
         "EXCHANGE_PORT": str(port),
+        "EXCHANGE_WEBHOOK_ALLOW_PRIVATE": "true",  # the test's receiver is on loopback
     }
     server = subprocess.Popen(
         [sys.executable, "-m", "exchange", "serve"],
@@ -179,6 +181,60 @@ def test_the_day_on_a_real_server(served: str, settings: Settings) -> None:
             ("lingnan-maps", "allow"),
             ("lingnan-maps", "deny"),
         }
+
+
+def test_police_get_signed_webhooks_of_new_captures(served: str, settings: Settings) -> None:
+    """Step 2: the traffic police subscribe to red-light and bus-lane violations in two
+    districts; the fleet's next captures arrive as signed webhooks, raw, and only those."""
+    credentials = json.loads((Path(settings.data_dir) / "demo" / "credentials.json").read_text())
+    wanted = {"violation_type": ["red_light", "bus_lane"], "district": ["Tianhe", "Yuexiu"]}
+    with receiving() as receiver, _client(served, credentials, "police") as police:
+
+        def subscribe(**delivery: str) -> dict:
+            made = police.post(
+                "/v1/subscriptions",
+                json={
+                    "product": "violation-captures",
+                    "purpose": "law_enforcement",
+                    "filter": {"equals": wanted},
+                    **delivery,
+                },
+            )
+            assert made.status_code == 201, made.text
+            return made.json()
+
+        receiver.secret = subscribe(delivery="webhook", url=receiver.url)["secret"]
+        pulled = subscribe(delivery="pull")
+        with _client(served, credentials, "fleet") as fleet:
+            stored = fleet.get(
+                "/v1/products/violation-captures/records",
+                params={"purpose": "traffic_management", "limit": 200},
+            ).json()["records"]
+            fresh = [
+                {k: v for k, v in r.items() if k not in ("seq", "published_at")}
+                | {"id": f"live-{n}"}
+                for n, r in enumerate(stored)
+            ]
+            assert fleet.post("/v1/products/violation-captures/records", json=fresh).is_success
+        matching = [
+            r["id"]
+            for r in fresh
+            if r["violation_type"] in wanted["violation_type"]
+            and r["district"] in wanted["district"]
+        ]
+        assert matching and len(matching) < len(fresh)
+        events = receiver.wait_for(len(matching), timeout=30)
+        assert sorted(e["record"]["id"] for e in events) == sorted(matching)
+        first = events[0]["record"]
+        assert "·" in first["plate"] and {b["kind"] for b in first["photo"]["boxes"]} == {
+            "plate",
+            "face",
+        }
+        assert receiver.verified()[0].body["data"]["view"] == "raw"
+        page = police.get(
+            f"/v1/subscriptions/{pulled['id']}/events", params={"wait": 5, "limit": 1000}
+        ).json()
+        assert [e["record"]["id"] for e in page["events"]] == matching
 
 
 def test_demo_is_idempotent(settings: Settings) -> None:
