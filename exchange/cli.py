@@ -19,6 +19,7 @@ from exchange.auditing.trail import Origin, record
 from exchange.db import make_engine
 from exchange.errors import Gone, NotFound
 from exchange.feeds.delivery import Deliverer
+from exchange.feeds.doorbell import Listener
 from exchange.identity import service as identity
 from exchange.identity.models import OrganizationCreate, OrgKind, PrincipalCreate, Role
 from exchange.keyring.master import MasterKeys
@@ -120,11 +121,14 @@ def worker(
     stopping = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopping.set())
+    listener = Listener(state.engine, state.doorbell)
     state.policy.start()
+    listener.start()
     deliverer.start()
     typer.echo(f"delivering as {deliverer.name}", err=True)
     stopping.wait()
     deliverer.stop()
+    listener.stop()
     state.policy.stop()
     state.engine.dispose()
 

@@ -18,7 +18,7 @@ from exchange.catalog.router import router as catalog_router
 from exchange.db import make_engine
 from exchange.errors import ServiceUnavailable, install_handlers
 from exchange.feeds.delivery import Deliverer
-from exchange.feeds.doorbell import Doorbell
+from exchange.feeds.doorbell import Doorbell, Listener
 from exchange.feeds.metrics import router as metrics_router
 from exchange.feeds.router import router as feeds_router
 from exchange.feeds.secretbox import SecretBox
@@ -87,11 +87,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if settings.delivery_workers
             else None
         )
+        listener = Listener(engine, app.state.doorbell)
+        listener.start()
         if deliverer:
             deliverer.start()
         yield
         if deliverer:
             deliverer.stop()
+        listener.stop()
         for chore in chores:
             chore.stop()
         policy.stop()

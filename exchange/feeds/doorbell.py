@@ -1,13 +1,21 @@
 """Wakes the waiting: delivery workers and long polls in this process, when a
-publish that queued events commits. Waiters also wake on their own timeout, which
-is how work queued by another process (a second server) is found."""
+publish that queued events commits — here, or on PostgreSQL in any process (the
+publish NOTIFYs `exchange_feeds` at commit and every process LISTENs). Waiters
+also wake on their own timeout, which is how SQLite finds work queued by another
+process."""
 
+import logging
 import threading
 
-from sqlalchemy import event
+import psycopg
+from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session
 
-from exchange.feeds.outbox import ENQUEUED
+from exchange.feeds.outbox import CHANNEL, ENQUEUED
+
+log = logging.getLogger(__name__)
+
+_RETRY_SECONDS = 2.0
 
 
 class Doorbell:
@@ -31,3 +39,33 @@ class Doorbell:
         made others due: `queued`)."""
         if session.info.pop(ENQUEUED, False) or queued:
             event.listen(session, "after_commit", lambda _session: self.ring(), once=True)
+
+
+class Listener:
+    """On PostgreSQL, rings the doorbell on every `exchange_feeds` notification."""
+
+    def __init__(self, engine: Engine, doorbell: Doorbell) -> None:
+        self._engine, self._doorbell = engine, doorbell
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="feeds-listener", daemon=True)
+
+    def start(self) -> None:
+        if self._engine.dialect.name == "postgresql":
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Not waited for: the thread sees it within its next quarter second and ends."""
+        self._stop.set()
+
+    def _run(self) -> None:
+        url = self._engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(url, autocommit=True) as connection:
+                    connection.execute(f"LISTEN {CHANNEL}")
+                    while not self._stop.is_set():
+                        for _ in connection.notifies(timeout=0.25):
+                            self._doorbell.ring()
+            except Exception as error:  # the database may be restarting: keep trying
+                log.warning("feeds listener: %s; retrying", type(error).__name__)
+                self._stop.wait(_RETRY_SECONDS)

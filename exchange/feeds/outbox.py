@@ -5,7 +5,7 @@ events are numbered densely in publication order."""
 
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select, text, update
 from sqlalchemy.orm import Session
 
 from exchange.feeds import filters
@@ -13,6 +13,7 @@ from exchange.feeds.models import FeedEvent, Subscription
 from exchange.timeutil import utcnow
 
 ENQUEUED = "feeds.enqueued"
+CHANNEL = "exchange_feeds"
 
 
 def enqueue(
@@ -56,4 +57,6 @@ def enqueue(
     if rows:
         session.execute(insert(FeedEvent), rows)
         session.info[ENQUEUED] = True
+        if session.get_bind().dialect.name == "postgresql":  # heard by every process at commit
+            session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
     return len(rows)
