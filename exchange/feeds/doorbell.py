@@ -23,6 +23,11 @@ class Doorbell:
         self._condition = threading.Condition()
         self._rings = 0
 
+    @property
+    def rings(self) -> int:
+        """How many times it rang: an async waiter watches this change."""
+        return self._rings
+
     def ring(self) -> None:
         with self._condition:
             self._rings += 1

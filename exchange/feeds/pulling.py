@@ -3,10 +3,12 @@
 The cursor is an event number. Passing one acknowledges every event up to it
 (the subscription's lag counts from there), and any retained earlier point can be
 passed again to replay. While waiting the request holds no transaction, so it
-blocks no writer; it wakes when a publish in this process queues events, or
-polls.
+blocks no writer, and no thread: the wait is on the event loop, watching the
+doorbell (rung by publishes that queue events), so a thousand waiting pulls do
+not starve the thread pool that every other request needs.
 """
 
+import asyncio
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -14,13 +16,15 @@ from typing import Any
 from fastapi import Request
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
-from exchange.catalog.access import ProductAccess
+from exchange.catalog.access import ProductAccess, refusals_logged
 from exchange.feeds import reading
 from exchange.feeds.models import FeedEvent, Subscription
 from exchange.timeutil import utcnow
 
-_POLL_SECONDS = 0.25
+_RECHECK_SECONDS = 0.25  # for events queued by another process on SQLite
+_GLANCE_SECONDS = 0.02
 
 
 @dataclass(frozen=True)
@@ -45,7 +49,47 @@ def _after(session: Session, row: Subscription, after: int, limit: int) -> list[
     )
 
 
-def pull(
+def _acknowledge(session: Session, row: Subscription, after: int) -> None:
+    session.execute(
+        update(FeedEvent)
+        .where(
+            FeedEvent.subscription_id == row.id,
+            FeedEvent.seq <= after,
+            FeedEvent.state == "pending",
+        )
+        .values(state="delivered", delivered_at=utcnow())
+    )
+
+
+def _waiting(session: Session, row: Subscription, after: int, limit: int) -> list[FeedEvent]:
+    """The events after the cursor; with none, the transaction ends (no lock held)."""
+    events = _after(session, row, after, limit)
+    if not events:
+        session.commit()
+    return events
+
+
+def _shown(
+    session: Session,
+    request: Request,
+    access: ProductAccess,
+    row: Subscription,
+    events: list[FeedEvent],
+    start: int,
+) -> Pulled:
+    details = {"subscription": row.id, "events": [events[0].seq, events[-1].seq] if events else []}
+    with refusals_logged(session, request, access, action="pull"):
+        shown = reading.shown(
+            session, request, request.app.state, access, row, events, action="pull", details=details
+        )
+    if shown.outside_scope:
+        session.execute(
+            update(FeedEvent).where(FeedEvent.id.in_(shown.outside_scope)).values(state="withheld")
+        )
+    return Pulled(shown.header, shown.events, events[-1].seq if events else start)
+
+
+async def pull(
     session: Session,
     request: Request,
     access: ProductAccess,
@@ -55,30 +99,16 @@ def pull(
     wait: float,
     limit: int,
 ) -> Pulled:
-    state = request.app.state
+    """Events after the cursor, waiting up to `wait` seconds for some; viewed and audited."""
     start = after or 0
     if after is not None:
-        session.execute(
-            update(FeedEvent)
-            .where(
-                FeedEvent.subscription_id == row.id,
-                FeedEvent.seq <= after,
-                FeedEvent.state == "pending",
-            )
-            .values(state="delivered", delivered_at=utcnow())
-        )
+        await run_in_threadpool(_acknowledge, session, row, after)
+    doorbell = request.app.state.doorbell
     deadline = time.monotonic() + wait
-    events = _after(session, row, start, limit)
+    events = await run_in_threadpool(_waiting, session, row, start, limit)
     while not events and time.monotonic() < deadline:
-        session.commit()  # the acknowledgement stays; no lock is held while waiting
-        state.doorbell.wait(min(_POLL_SECONDS, max(deadline - time.monotonic(), 0)))
-        events = _after(session, row, start, limit)
-    details = {"subscription": row.id, "events": [events[0].seq, events[-1].seq] if events else []}
-    shown = reading.shown(
-        session, request, state, access, row, events, action="pull", details=details
-    )
-    if shown.outside_scope:
-        session.execute(
-            update(FeedEvent).where(FeedEvent.id.in_(shown.outside_scope)).values(state="withheld")
-        )
-    return Pulled(shown.header, shown.events, events[-1].seq if events else start)
+        rings, recheck = doorbell.rings, time.monotonic() + _RECHECK_SECONDS
+        while doorbell.rings == rings and time.monotonic() < min(recheck, deadline):
+            await asyncio.sleep(_GLANCE_SECONDS)
+        events = await run_in_threadpool(_waiting, session, row, start, limit)
+    return await run_in_threadpool(_shown, session, request, access, row, events, start)

@@ -13,13 +13,19 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from exchange.auditing.trail import record_allowed
 from exchange.auth import SystemAccess, system_access
 from exchange.catalog import service as catalog
-from exchange.catalog.access import access_to, refusals_logged, refused_before_deciding
+from exchange.catalog.access import (
+    ProductAccess,
+    access_to,
+    refusals_logged,
+    refused_before_deciding,
+)
 from exchange.db import SessionDep
-from exchange.errors import AccessDenied, BadRequest, Conflict
+from exchange.errors import AccessDenied, BadRequest, Conflict, FieldError
 from exchange.feeds import pulling, reading, service
 from exchange.feeds.models import Subscription
 from exchange.feeds.service import SubscriptionCreate
@@ -186,8 +192,31 @@ def rotate_secret(
     )
 
 
+def _pull_access(
+    request: Request, session: Session, manage: SystemAccess, subscription_id: int, wait: float
+) -> tuple[Subscription, ProductAccess]:
+    row = service.own(session, subscription_id, manage.caller.organization)
+    if row.delivery != "pull":
+        raise Conflict(f"subscription {row.id} is delivered by webhook, not pulled")
+    if row.status != "active":
+        raise Conflict(f"subscription {row.id} is {row.status}: {row.status_reason or 'paused'}")
+    most = request.app.state.settings.pull_wait_max_seconds
+    if wait > most:
+        raise BadRequest(
+            f"wait is at most {most:g} seconds on this exchange",
+            errors=[FieldError(f"at most {most:g}", "wait")],
+        )
+    try:
+        access = reading.decided(session, request, request.app.state, row, "pull", manage.caller)
+    except (AccessDenied, BadRequest) as refused:
+        service.suspend(session, subscription_id, refused.detail)
+        session.commit()
+        raise
+    return row, access
+
+
 @router.get("/{subscription_id}/events")
-def events(
+async def events(
     request: Request,
     session: SessionDep,
     manage: ManageFeeds,
@@ -203,25 +232,11 @@ def events(
     """A pull subscription's events after the cursor (from the oldest retained one
     without), decided and viewed now and audited; `next_cursor` continues. Any
     earlier cursor replays."""
-    row = service.own(session, subscription_id, manage.caller.organization)
-    if row.delivery != "pull":
-        raise Conflict(f"subscription {row.id} is delivered by webhook, not pulled")
-    if row.status != "active":
-        raise Conflict(f"subscription {row.id} is {row.status}: {row.status_reason or 'paused'}")
-    settings = request.app.state.settings
-    if wait > settings.pull_wait_max_seconds:
-        raise BadRequest(
-            f"wait is at most {settings.pull_wait_max_seconds:g} seconds on this exchange"
-        )
     after = decode_cursor(cursor)
-    try:
-        access = reading.decided(session, request, request.app.state, row, "pull", manage.caller)
-    except (AccessDenied, BadRequest) as refused:
-        service.suspend(session, subscription_id, refused.detail)
-        session.commit()
-        raise
-    with refusals_logged(session, request, access, action="pull"):
-        pulled = pulling.pull(session, request, access, row, after=after, wait=wait, limit=limit)
+    row, access = await run_in_threadpool(
+        _pull_access, request, session, manage, subscription_id, wait
+    )
+    pulled = await pulling.pull(session, request, access, row, after=after, wait=wait, limit=limit)
     return {**pulled.header, "events": pulled.events, "next_cursor": encode_cursor(pulled.last)}
 
 
