@@ -4,6 +4,7 @@ publish NOTIFYs `exchange_feeds` at commit and every process LISTENs). Waiters
 also wake on their own timeout, which is how SQLite finds work queued by another
 process."""
 
+import asyncio
 import logging
 import threading
 
@@ -22,16 +23,27 @@ class Doorbell:
     def __init__(self) -> None:
         self._condition = threading.Condition()
         self._rings = 0
-
-    @property
-    def rings(self) -> int:
-        """How many times it rang: an async waiter watches this change."""
-        return self._rings
+        self._async_waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
 
     def ring(self) -> None:
         with self._condition:
             self._rings += 1
             self._condition.notify_all()
+            for loop, woken in self._async_waiters:
+                loop.call_soon_threadsafe(woken.set)
+
+    async def wait_async(self, timeout: float) -> None:
+        """`wait` for the event loop: until the next ring or `timeout`, holding no thread."""
+        waiter = (asyncio.get_running_loop(), asyncio.Event())
+        with self._condition:
+            self._async_waiters.add(waiter)
+        try:
+            await asyncio.wait_for(waiter[1].wait(), timeout)
+        except TimeoutError:
+            pass
+        finally:
+            with self._condition:
+                self._async_waiters.discard(waiter)
 
     def wait(self, timeout: float) -> None:
         """Until the next ring or `timeout` seconds."""

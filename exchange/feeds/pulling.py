@@ -3,12 +3,11 @@
 The cursor is an event number. Passing one acknowledges every event up to it
 (the subscription's lag counts from there), and any retained earlier point can be
 passed again to replay. While waiting the request holds no transaction, so it
-blocks no writer, and no thread: the wait is on the event loop, watching the
-doorbell (rung by publishes that queue events), so a thousand waiting pulls do
+blocks no writer, and no thread: the wait is on the event loop, for the
+doorbell (rung by publishes that queue events) or a quarter second, so a thousand waiting pulls do
 not starve the thread pool that every other request needs.
 """
 
-import asyncio
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +23,6 @@ from exchange.feeds.models import FeedEvent, Subscription
 from exchange.timeutil import utcnow
 
 _RECHECK_SECONDS = 0.25  # for events queued by another process on SQLite
-_GLANCE_SECONDS = 0.02
 
 
 @dataclass(frozen=True)
@@ -106,9 +104,7 @@ async def pull(
     doorbell = request.app.state.doorbell
     deadline = time.monotonic() + wait
     events = await run_in_threadpool(_waiting, session, row, start, limit)
-    while not events and time.monotonic() < deadline:
-        rings, recheck = doorbell.rings, time.monotonic() + _RECHECK_SECONDS
-        while doorbell.rings == rings and time.monotonic() < min(recheck, deadline):
-            await asyncio.sleep(_GLANCE_SECONDS)
+    while not events and (left := deadline - time.monotonic()) > 0:
+        await doorbell.wait_async(min(left, _RECHECK_SECONDS))
         events = await run_in_threadpool(_waiting, session, row, start, limit)
     return await run_in_threadpool(_shown, session, request, access, row, events, start)
