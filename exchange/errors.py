@@ -28,6 +28,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from audit import AuditWriteError
@@ -206,6 +207,15 @@ def install_handlers(app: FastAPI) -> None:
     async def _database_down(request: Request, error: OperationalError) -> JSONResponse:
         log.error("database error: %s", error.orig)
         return render(request, ServiceUnavailable("the database is not available"))
+
+    @app.exception_handler(PoolTimeout)
+    async def _database_busy(request: Request, error: PoolTimeout) -> JSONResponse:
+        log.error("no database connection free: %s", error)
+        busy = ServiceUnavailable(
+            "the exchange is busy: no database connection was free; retry",
+            headers={"Retry-After": "1"},
+        )
+        return render(request, busy)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception) -> JSONResponse:

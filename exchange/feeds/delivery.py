@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import random
+import re
 import socket
 import threading
 import time
@@ -49,6 +50,7 @@ from exchange.timeutil import as_utc, utcnow
 log = logging.getLogger(__name__)
 
 _RETRIED = frozenset({408, 429})
+_SECONDS = re.compile(r"[0-9]{1,9}")
 EVENT_TYPE = "records.published"
 
 
@@ -88,11 +90,11 @@ def retry_after(value: str | None, now: datetime) -> float | None:
     """Seconds from a Retry-After header (seconds or an HTTP date); None if absent or bad."""
     if not value:
         return None
-    if value.strip().isdigit():
+    if _SECONDS.fullmatch(value.strip()):
         return float(value.strip())
     try:
         moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError):
         return None
     return max((as_utc(moment) - now).total_seconds(), 0.0)
 

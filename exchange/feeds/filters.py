@@ -35,7 +35,7 @@ BoundingBox = Annotated[list[FiniteFloat], Field(min_length=4, max_length=4)]
 
 
 class FeedFilter(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid")
 
     equals: dict[str, Annotated[list[str | int | bool], Field(min_length=1)]] = {}
     at_least: dict[str, FiniteFloat] = {}

@@ -193,7 +193,12 @@ def rotate_secret(
 
 
 def _pull_access(
-    request: Request, session: Session, manage: SystemAccess, subscription_id: int, wait: float
+    request: Request,
+    session: Session,
+    manage: SystemAccess,
+    subscription_id: int,
+    wait: float,
+    after: int | None,
 ) -> tuple[Subscription, ProductAccess]:
     row = service.own(session, subscription_id, manage.caller.organization)
     if row.delivery != "pull":
@@ -212,6 +217,12 @@ def _pull_access(
         service.suspend(session, subscription_id, refused.detail)
         session.commit()
         raise
+    if after is not None and after > row.event_seq:
+        with refusals_logged(session, request, access, action="pull"):
+            raise BadRequest(
+                f"the cursor is past this subscription's last event ({row.event_seq})",
+                errors=[FieldError("not a cursor of this subscription", "cursor")],
+            )
     return row, access
 
 
@@ -234,7 +245,7 @@ async def events(
     earlier cursor replays."""
     after = decode_cursor(cursor)
     row, access = await run_in_threadpool(
-        _pull_access, request, session, manage, subscription_id, wait
+        _pull_access, request, session, manage, subscription_id, wait, after
     )
     pulled = await pulling.pull(session, request, access, row, after=after, wait=wait, limit=limit)
     return {**pulled.header, "events": pulled.events, "next_cursor": encode_cursor(pulled.last)}

@@ -7,9 +7,9 @@ subscription is made and again at every delivery, and the delivery connects to
 the very address that was checked (no second lookup an attacker's DNS could
 answer differently). Loopback, private, link-local (cloud metadata at
 169.254.169.254), shared, reserved and multicast addresses are refused, as are
-IPv4 addresses hidden in IPv6. `allow_private` (EXCHANGE_WEBHOOK_ALLOW_PRIVATE)
-lifts both rules for development and tests. Credentials in URLs are refused:
-they would be stored in the clear.
+IPv4 addresses hidden in IPv6 (mapped, compatible, 6to4, Teredo, NAT64).
+`allow_private` (EXCHANGE_WEBHOOK_ALLOW_PRIVATE) lifts both rules for development
+and tests. Credentials in URLs are refused: they would be stored in the clear.
 """
 
 import ipaddress
@@ -43,14 +43,23 @@ class Target:
 
     @property
     def host_header(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
         default = 443 if self.scheme == "https" else 80
-        return self.host if self.port == default else f"{self.host}:{self.port}"
+        return host if self.port == default else f"{host}:{self.port}"
+
+
+# IPv6 prefixes that carry an IPv4 address a gateway may forward to: IPv4-compatible
+# (deprecated), NAT64 (well-known and local-use).
+_EMBEDDING = tuple(
+    ipaddress.ip_network(prefix) for prefix in ("::/96", "64:ff9b::/96", "64:ff9b:1::/48")
+)
 
 
 def _public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     if isinstance(address, ipaddress.IPv6Address):
-        embedded = address.ipv4_mapped or address.sixtofour
-        if embedded is not None or address.teredo is not None:
+        if address.ipv4_mapped or address.sixtofour or address.teredo:
+            return False
+        if any(address in network for network in _EMBEDDING):
             return False
     return address.is_global and not address.is_multicast
 
