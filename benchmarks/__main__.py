@@ -1,6 +1,6 @@
-"""`python -m benchmarks [--database-url URL] [--only records|audit|policy|images]
-[--max-entries N]`: print records/s, audit-log, policy-decision and image-redaction
-figures with same-run baselines.
+"""`python -m benchmarks [--database-url URL] [--only records|audit|policy|images|feeds]
+[--max-entries N]`: print records/s, audit-log, policy-decision, image-redaction and
+webhook-feed figures with same-run baselines.
 
 Figures, not assertions: this machine is shared, so compare ratios within one run.
 """
@@ -9,7 +9,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from benchmarks import audit, images, policy, records
+from benchmarks import audit, feeds, images, policy, records
 from benchmarks.databases import fresh_database
 from benchmarks.server import running_exchange
 
@@ -18,7 +18,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--database-url", help="default: a fresh SQLite file in a temp dir")
     parser.add_argument(
-        "--only", choices=["records", "audit", "policy", "images"], help="default: all"
+        "--only", choices=["records", "audit", "policy", "images", "feeds"], help="default: all"
     )
     parser.add_argument(
         "--max-entries",
@@ -49,6 +49,9 @@ def main() -> None:
             _table("policy decisions (vs raw Casbin on the same lines)", policy.run())
         if arguments.only in (None, "images"):
             _table("image redaction (vs plain decode + encode of the same photo)", images.run())
+        if arguments.only in (None, "feeds"):
+            rows = feeds.run(scratch, arguments.database_url)
+            _table(f"webhook feeds ({engine}; vs bare httpx POSTs to the same receiver)", rows)
 
 
 def _table(title: str, rows: list[tuple[str, float, str]]) -> None:

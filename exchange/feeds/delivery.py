@@ -114,7 +114,8 @@ class Deliverer:
         self._state, self._engine, self._settings = state, engine, settings
         self._doorbell = doorbell
         self._box: SecretBox = state.webhook_secrets
-        self.name = f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"[:64]
+        self.name = f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"[:60]
+        self._local = threading.local()
         self._origin = Origin(request_id=None, client_address=f"worker:{self.name}"[:64])
         self._stop = threading.Event()
         self._threads = [
@@ -133,7 +134,14 @@ class Deliverer:
         for thread in self._threads:
             thread.join(timeout=self._settings.delivery_timeout_seconds + 5)
 
+    @property
+    def _owner(self) -> str:
+        """The lease holder's name: this process and thread, so two threads of one
+        worker are as distinct as two machines."""
+        return getattr(self._local, "owner", self.name)
+
     def _run(self) -> None:
+        self._local.owner = f"{self.name}/{threading.current_thread().name.rsplit('-', 1)[-1]}"
         with httpx.Client(follow_redirects=False, trust_env=False) as client:
             while not self._stop.is_set():
                 try:
@@ -176,11 +184,12 @@ class Deliverer:
             subscription_id = session.scalar(due)
             if subscription_id is None:
                 return None
-            lease = now + timedelta(seconds=self._settings.delivery_lease_seconds)
+            # now, not before: on SQLite the select may have waited for the write lock
+            lease = utcnow() + timedelta(seconds=self._settings.delivery_lease_seconds)
             session.execute(
                 update(Subscription)
                 .where(Subscription.id == subscription_id)
-                .values(lease_owner=self.name, lease_until=lease)
+                .values(lease_owner=self._owner, lease_until=lease)
             )
             return subscription_id
 
@@ -229,7 +238,7 @@ class Deliverer:
         send (the subscription was refused and suspended, or lost its lease)."""
         with Session(self._engine, expire_on_commit=False) as session:
             row = session.get(Subscription, subscription_id)
-            if row is None or row.lease_owner != self.name:
+            if row is None or row.lease_owner != self._owner:
                 return None
             try:
                 access = reading.decided(session, self._origin, self._state, row, "deliver")
@@ -317,14 +326,19 @@ class Deliverer:
         extensions: dict[str, Any] = {}
         if batch.target.scheme == "https":
             extensions["sni_hostname"] = batch.target.host
+        request = client.build_request(
+            "POST",
+            batch.target.pinned_url,
+            content=batch.body,
+            headers=headers,
+            timeout=self._settings.delivery_timeout_seconds,
+            extensions=extensions,
+        )
         try:
-            response = client.post(
-                batch.target.pinned_url,
-                content=batch.body,
-                headers=headers,
-                timeout=self._settings.delivery_timeout_seconds,
-                extensions=extensions,
-            )
+            # The status and headers are the answer; the body is not read, so a
+            # receiver cannot hold the worker by trickling one.
+            response = client.send(request, stream=True)
+            response.close()
         except httpx.HTTPError as error:
             elapsed = int((time.monotonic() - started) * 1000)
             return Sent(None, f"{type(error).__name__}: {error}"[:500], None, elapsed)
@@ -341,10 +355,17 @@ class Deliverer:
             row = session.get(Subscription, batch.subscription_id)
             if row is None:  # deleted while we sent
                 return
+            held = row.lease_owner == self._owner
             if sent.delivered:
                 outcome = "delivered"
                 self._mark(session, batch, "delivered", now)
-                row.attempts, row.last_success_at, row.next_attempt_at = 0, now, now
+                row.last_success_at = now
+                if held:
+                    row.attempts, row.next_attempt_at = 0, now
+            elif not held:
+                # The lease ran out while we sent and another worker has the
+                # subscription: the attempt is recorded, its schedule is theirs.
+                outcome = "retry"
             elif sent.retryable and batch.attempt < settings.delivery_max_attempts:
                 outcome = "retry"
                 delay = backoff(
@@ -362,7 +383,7 @@ class Deliverer:
                 row.attempts, row.next_attempt_at = 0, now
             if sent.error:
                 row.last_error, row.last_error_at = sent.error, now
-            if row.lease_owner == self.name:
+            if held:
                 row.lease_owner, row.lease_until = None, None
             session.add(
                 DeliveryAttempt(
@@ -391,7 +412,7 @@ class Deliverer:
     def _release(self, session: Session, subscription_id: int) -> None:
         session.execute(
             update(Subscription)
-            .where(Subscription.id == subscription_id, Subscription.lease_owner == self.name)
+            .where(Subscription.id == subscription_id, Subscription.lease_owner == self._owner)
             .values(lease_owner=None, lease_until=None)
         )
         session.commit()
