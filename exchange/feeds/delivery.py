@@ -229,8 +229,10 @@ class Deliverer:
                 .limit(size)
             )
         )
-        for event in events:
-            event.batch = first.seq
+        if events:
+            row.batch_seq += 1
+            for event in events:
+                event.batch = row.batch_seq
         return events
 
     def _prepare(self, subscription_id: int) -> Batch | None:
@@ -263,6 +265,7 @@ class Deliverer:
                         row,
                         events,
                         action="deliver",
+                        count_against_grant=attempt == 1,
                         details={
                             "subscription": row.id,
                             "events": [events[0].seq, events[-1].seq],

@@ -55,6 +55,9 @@ class Subscription(SQLModel, table=True):
     status: str = Field(default="active", max_length=16)
     status_reason: str | None = Field(default=None, max_length=2000)
     event_seq: int = Field(default=0, sa_type=BigInteger, description="The last event's number.")
+    batch_seq: int = Field(
+        default=0, sa_type=BigInteger, description="The last batch's number (its webhook id)."
+    )
     attempts: int = Field(default=0, description="Failed attempts at the batch at the head.")
     next_attempt_at: datetime | None = _time()
     lease_owner: str | None = Field(default=None, max_length=64)

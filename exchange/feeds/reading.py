@@ -76,9 +76,10 @@ def decided(
         described.definition.time_field,
     )
     if unshown:
+        names = ", ".join(sorted({e.field.rsplit(".", 1)[-1] for e in unshown if e.field}))
         with refusals_logged(session, where, access, action=logged_as):
             raise BadRequest(
-                "the filter names fields this view no longer shows raw", errors=unshown
+                f"the filter names fields this view no longer shows raw: {names}", errors=unshown
             )
     return access
 
@@ -93,10 +94,12 @@ def shown(
     *,
     action: str,
     details: dict[str, Any],
+    count_against_grant: bool = True,
 ) -> Shown:
     """The events' records opened, viewed, cut to the wanted fields, and audited
     (as `action`, in this transaction). Events whose records a grant's scope does
-    not cover are left out and listed."""
+    not cover are left out and listed. A retry of a batch already sent once is not
+    counted against a grant's quota again (`count_against_grant`)."""
     product_id = access.described.product.id
     assert product_id is not None
     key = state.keyring.for_reading(session, product_id)
@@ -123,7 +126,15 @@ def shown(
         for shown in page.records
     ]
     index = audit_read(
-        session, where, state.subjects, access, rows, contents, details, action=action
+        session,
+        where,
+        state.subjects,
+        access,
+        rows,
+        contents,
+        details,
+        action=action,
+        count_against_grant=count_against_grant,
     )
     until = page.pseudonyms_until
     header = {

@@ -269,6 +269,22 @@ def redeliver(session: Session, row: Subscription, events: list[int] | None) -> 
         query = query.where(FeedEvent.seq.in_(events))
     done = session.execute(query.values(state="pending"))
     count: int = done.rowcount  # type: ignore[attr-defined]
+    # Part of a batch requeued travels as a new batch: a webhook id always names
+    # the same events, or a receiver deduplicating on it would drop the rest.
+    split = select(FeedEvent.batch).where(
+        FeedEvent.subscription_id == row.id,
+        FeedEvent.state != "pending",
+        FeedEvent.batch.is_not(None),
+    )
+    session.execute(
+        update(FeedEvent)
+        .where(
+            FeedEvent.subscription_id == row.id,
+            FeedEvent.state == "pending",
+            FeedEvent.batch.in_(split),
+        )
+        .values(batch=None)
+    )
     if count:
         row.attempts, row.next_attempt_at = 0, utcnow()
     return count

@@ -304,6 +304,7 @@ def audit_read(
     details: dict[str, Any],
     *,
     action: str = "read",
+    count_against_grant: bool = True,
 ) -> int:
     """The read's audit entry (its index), and — if the product declares a subject
     field — the keyed subject index that lets an auditor find every read about one
@@ -320,7 +321,7 @@ def audit_read(
         grant_id=access.grant_id,
         details=details,
     )
-    if access.grant is not None:
+    if access.grant is not None and count_against_grant:
         grants.consume(session, access.grant, len(rows))
     subject_field = access.described.definition.subject_field
     if subject_field:

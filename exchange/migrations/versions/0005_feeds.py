@@ -38,6 +38,7 @@ def upgrade() -> None:
         sa.Column("status", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
         sa.Column("status_reason", sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=True),
         sa.Column("event_seq", sa.BigInteger(), nullable=False),
+        sa.Column("batch_seq", sa.BigInteger(), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("lease_owner", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
