@@ -7,25 +7,12 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from exchange.settings import Settings
 from tests.conftest import Exchange
+from tests.feeds.conftest import with_settings
 from tests.products import capture, captures_product
-
-
-@pytest.fixture
-def settings(database_url: str, tmp_path: Path) -> Settings:
-    return Settings(
-        database_url=database_url,
-        data_dir=tmp_path / "data",
-        webhook_allow_private=True,
-        delivery_workers=2,
-        delivery_poll_seconds=0.05,
-        delivery_timeout_seconds=1,  # a 7 s lease
-    )
 
 
 @pytest.fixture
@@ -65,6 +52,7 @@ def trickler() -> Iterator[tuple[int, list[list[float | None]]]]:
     listener.close()
 
 
+@with_settings(delivery_workers=2, delivery_timeout_seconds=1)  # a 7 s lease
 def test_a_trickled_body_does_not_outlive_the_lease(
     exchange: Exchange, trickler: tuple[int, list[list[float | None]]]
 ) -> None:

@@ -13,14 +13,13 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import replace
-from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from exchange.settings import Settings
 from tests.conftest import Exchange
+from tests.feeds.conftest import with_settings
 from tests.feeds.receiver import Delivery, Receiver, receiving
 from tests.products import capture, captures_product
 from tests.pseudonyms import PSEUDONYM, pseudonym_for
@@ -36,30 +35,6 @@ T = TypeVar("T")
 
 
 # --- settings -----------------------------------------------------------------------------------
-
-FEED_SETTINGS: dict[str, Any] = {
-    "webhook_allow_private": True,
-    "delivery_poll_seconds": 0.05,
-    "delivery_retry_base_seconds": 0.05,
-    "delivery_retry_max_seconds": 0.2,
-    "delivery_timeout_seconds": 2,
-    "delivery_max_attempts": 4,
-}
-
-
-@pytest.fixture
-def settings(database_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
-    """tests/feeds/conftest.py's settings; a test changes some with `with_settings`."""
-    changes: dict[str, Any] = getattr(request, "param", {})
-    return Settings(
-        database_url=database_url, data_dir=tmp_path / "data", **(FEED_SETTINGS | changes)
-    )
-
-
-def with_settings(**changes: Any) -> pytest.MarkDecorator:
-    label = ",".join(f"{name}={value}" for name, value in changes.items())
-    return pytest.mark.parametrize("settings", [changes], indirect=True, ids=[label])
-
 
 # --- helpers ------------------------------------------------------------------------------------
 

@@ -36,6 +36,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from audit.store import AuditEntry
 from exchange.settings import Settings
 from tests.conftest import BASE_URL, Exchange
+from tests.feeds.conftest import with_settings
 from tests.products import capture, captures_product
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,22 +56,14 @@ SHARED = (
 )
 
 
-@pytest.fixture
-def settings(database_url: str, tmp_path: Path) -> Settings:
-    """No delivery in the test's server; a 1 s receiver timeout, so a 7 s lease."""
-    return Settings(
-        database_url=database_url,
-        data_dir=tmp_path / "data",
-        webhook_allow_private=True,
-        delivery_workers=0,
-        delivery_poll_seconds=0.05,
-        delivery_timeout_seconds=1,
-        delivery_retry_base_seconds=0.05,
-        delivery_retry_max_seconds=0.5,
-        delivery_max_attempts=50,
-        checkpoint_interval_seconds=0,
-        retention_interval_seconds=0,
-    )
+pytestmark = with_settings(
+    delivery_workers=0,  # no delivery in the test's server: only the worker processes
+    delivery_timeout_seconds=1,  # so a 7 s lease
+    delivery_retry_max_seconds=0.5,
+    delivery_max_attempts=50,
+    checkpoint_interval_seconds=0,
+    retention_interval_seconds=0,
+)
 
 
 # --- the receiver ------------------------------------------------------------------
