@@ -6,7 +6,9 @@ before the response is sent — and rolls back on any exception, so an action an
 its audit entry commit or fail together. Services only `flush()`.
 """
 
+import sqlite3
 from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -46,6 +48,15 @@ def _sqlite_single_writer(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+@contextmanager
+def sqlite_reader(engine: Engine) -> Iterator[sqlite3.Connection]:
+    """A read-only connection to the engine's SQLite file: a WAL reader, which
+    takes no lock, for looking without queueing behind (or blocking) writers."""
+    uri = f"file:{engine.url.database}?mode=ro"
+    with closing(sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None)) as reader:
+        yield reader
 
 
 def make_engine(url: str) -> Engine:

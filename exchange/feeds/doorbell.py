@@ -45,11 +45,15 @@ class Doorbell:
             with self._condition:
                 self._async_waiters.discard(waiter)
 
-    def wait(self, timeout: float) -> None:
-        """Until the next ring or `timeout` seconds."""
+    def wait(self, timeout: float, stopped: threading.Event | None = None) -> None:
+        """Until the next ring, `timeout` seconds, or `stopped` is set — checked under
+        the lock a ring takes, so a stop that rang just before is not missed."""
         with self._condition:
             seen = self._rings
-            self._condition.wait_for(lambda: self._rings != seen, timeout)
+            self._condition.wait_for(
+                lambda: self._rings != seen or (stopped is not None and stopped.is_set()),
+                timeout,
+            )
 
     def ring_after_commit(self, session: Session, *, queued: bool = False) -> None:
         """Ring once this session's transaction commits, if it queued events (or

@@ -8,9 +8,7 @@ doorbell (rung by publishes that queue events) or a quarter second, so a thousan
 not starve the thread pool that every other request needs.
 """
 
-import sqlite3
 import time
-from contextlib import closing
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +18,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from exchange.catalog.access import ProductAccess, refusals_logged
+from exchange.db import sqlite_reader
 from exchange.feeds import reading
 from exchange.feeds.models import FeedEvent, Subscription
 from exchange.timeutil import utcnow
@@ -83,9 +82,8 @@ def _any_after(session: Session, row: Subscription, after: int) -> bool:
         found = _after(session, row, after, 1)
         session.commit()
         return bool(found)
-    uri = f"file:{engine.url.database}?mode=ro"
-    with closing(sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None)) as db:
-        return db.execute(_PEEK, (row.id, after)).fetchone() is not None
+    with sqlite_reader(engine) as reader:
+        return reader.execute(_PEEK, (row.id, after)).fetchone() is not None
 
 
 def _shown(
