@@ -31,7 +31,7 @@ import httpx
 
 from benchmarks.databases import fresh_database
 from benchmarks.server import Running, running_exchange
-from exchange.demo import data
+from connectors.fleet import captures
 from exchange.demo.products import VIOLATION_CAPTURES
 
 PRODUCT = "violation-captures"
@@ -146,7 +146,7 @@ class Feeds:
         self.receiver = receiver
         self.fleet = running.client("fleet")
         self.police = running.client("police")
-        self.records = iter(data.violation_captures(5_000, now=datetime.now(UTC)))
+        self.records = iter(captures.violation_captures(5_000, now=datetime.now(UTC)))
         product = VIOLATION_CAPTURES.model_dump(mode="json")
         self.fleet.post("/v1/products", json=product).raise_for_status()
         self.subscriptions: list[int] = []

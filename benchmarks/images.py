@@ -4,7 +4,7 @@
   baseline: what re-saving costs whatever redaction adds
 - `redact()` of the same photo with two 200×80 boxes (a plate and a face), and
   without boxes; `inspect()`, the full decode done at upload
-- `exchange.demo.photos.scene` at 640×360, which the demo calls thousands of times
+- `connectors.fleet.photos.scene` at 640×360, which the demo calls thousands of times
 
 Each figure is the median of interleaved rounds, so that a busy neighbour slows
 the baseline and the measure alike.
@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from PIL import Image
 
-from exchange.demo.photos import scene
+from connectors.fleet.photos import scene
 from exchange.privacy.redaction import JPEG_QUALITY, Box, inspect, redact
 
 SEED = 20261128

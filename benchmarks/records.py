@@ -19,8 +19,8 @@ from sqlalchemy import Column, Index, MetaData, Table, UniqueConstraint, insert
 from sqlmodel import SQLModel
 
 from benchmarks.server import Running
+from connectors.fleet import captures
 from exchange.db import make_engine
-from exchange.demo import data
 from exchange.demo.products import VIOLATION_CAPTURES
 from exchange.privacy.sealing import canonical_json
 
@@ -103,7 +103,7 @@ def read_all(running: Running, key: str, purpose: str) -> tuple[float, str]:
 
 
 def run(running: Running) -> list[tuple[str, float, str]]:
-    records = data.violation_captures(RECORDS, now=datetime.now(UTC))
+    records = captures.violation_captures(RECORDS, now=datetime.now(UTC))
     baseline = insert_raw(running.settings.resolved_database_url, records)
     api = publish_api(running, records)
     raw_read, raw_view = read_all(running, "police", "law_enforcement")

@@ -175,3 +175,9 @@ def from_response(response: httpx.Response) -> ExchangeError:
         extensions={k: v for k, v in body.items() if k not in _STANDARD},
         retry_after=retry_after(response),
     )
+
+
+IMAGE_REFUSALS = (BadRequest, Conflict, NotFound, PayloadTooLarge, ValidationFailed)
+"""What the exchange answers about one uploaded image that leaves the rest of a run
+sound: the record declares no boxes, the bytes are not an image, another image is
+there. A connector reports these and goes on."""

@@ -1,35 +1,28 @@
-"""The `exchange` command: run the server, migrate, administer, and set up the demo."""
+"""The `exchange` command: run the server, migrate, administer, and set up the demo;
+and the connectors' commands for participants.
+
+The server's modules are imported inside the commands that use them, so that the
+connectors' commands (publish, pull, receive, ...) start without loading the
+database layer, the web app and the policy engine they never use."""
 
 import json
 import signal
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-import uvicorn
-from sqlmodel import Session
 
-from audit import CheckpointError, Verifier
-from audit import store as log
-from audit.export import ExportProblem, verify_export
-from audit.integrity import verify_stored
-from exchange.auditing.checkpoints import Signer
-from exchange.auditing.trail import Origin, record
-from exchange.db import make_engine
-from exchange.errors import Gone, NotFound
-from exchange.feeds.delivery import Deliverer
-from exchange.feeds.doorbell import Listener
-from exchange.identity import service as identity
-from exchange.identity.models import OrganizationCreate, OrgKind, PrincipalCreate, Role
-from exchange.keyring.master import MasterKeys
-from exchange.keyring.service import Keyring, retire, rotate
-from exchange.main import create_app
-from exchange.migrate import upgrade
-from exchange.records.resealing import seal_unsealed
-from exchange.retention.service import erase, sweep
-from exchange.settings import Settings
-from exchange.timeutil import to_rfc3339, utcnow
+from connectors import follower, publisher, receiver, simulator, subscribing
+from connectors.product_commands import infer_command, register_command
+from exchange.identity.kinds import OrgKind, Role
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
+
+    from audit import Verifier
+    from exchange.auditing.trail import Origin
+    from exchange.settings import Settings
 
 app = typer.Typer(
     help="The data-sharing exchange.", no_args_is_help=True, pretty_exceptions_show_locals=False
@@ -48,24 +41,56 @@ keys_app = typer.Typer(help="Encryption at rest: master and data keys.", no_args
 app.add_typer(keys_app, name="keys")
 retention_app = typer.Typer(help="Removing records past their retention.", no_args_is_help=True)
 app.add_typer(retention_app, name="retention")
-product_app = typer.Typer(help="Data products, from the operator's side.", no_args_is_help=True)
+product_app = typer.Typer(
+    help="Data products: infer and register a definition (publishers, over the API); "
+    "erase one (the operator, on the database).",
+    no_args_is_help=True,
+)
 app.add_typer(product_app, name="product")
 
-CLI = Origin(request_id=None, client_address="cli")
+# The connectors: commands for participants, talking to an exchange over its API.
+app.command("publish")(publisher.publish)
+app.command("receive")(receiver.receive)
+app.command("subscribe")(subscribing.subscribe)
+app.command("pull")(follower.pull)
+app.command("simulate")(simulator.simulate)
+product_app.command("infer")(infer_command)
+product_app.command("register")(register_command)
 
 
-def _session(settings: Settings) -> Session:
+def _origin() -> "Origin":
+    from exchange.auditing.trail import Origin
+
+    return Origin(request_id=None, client_address="cli")
+
+
+def _settings() -> "Settings":
+    from exchange.settings import Settings
+
+    return Settings()
+
+
+def _session(settings: "Settings") -> "Session":
+    from sqlmodel import Session
+
+    from exchange.db import make_engine
+
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     return Session(make_engine(settings.resolved_database_url), expire_on_commit=False)
 
 
-def _upgrade(settings: Settings) -> dict[str, int]:
+def _upgrade(settings: "Settings") -> dict[str, int]:
     """Migrate the schema, then seal any records stored before encryption at rest."""
+    from exchange.keyring.master import MasterKeys
+    from exchange.keyring.service import Keyring
+    from exchange.migrate import upgrade
+    from exchange.records.resealing import seal_unsealed
+
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.resolved_database_url)
     with _session(settings) as session:
         keyring = Keyring(MasterKeys(settings.resolved_master_key_dir))
-        sealed = seal_unsealed(session, keyring, CLI)
+        sealed = seal_unsealed(session, keyring, _origin())
         session.commit()
     return sealed
 
@@ -73,7 +98,7 @@ def _upgrade(settings: Settings) -> dict[str, int]:
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Create or migrate the schema to the latest version."""
-    sealed = _upgrade(Settings())
+    sealed = _upgrade(_settings())
     for product, count in sealed.items():
         typer.echo(f"{product}: {count} records stored before encryption at rest are now sealed")
     typer.echo("database is up to date")
@@ -86,7 +111,11 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, help="Worker processes")] = 1,
 ) -> None:
     """Run the HTTP API (migrating the schema first)."""
-    settings = Settings()
+    import uvicorn
+
+    from exchange.main import create_app
+
+    settings = _settings()
     _upgrade(settings)
     if workers > 1:
         # Each worker creates missing keys on start; create them once here, so that
@@ -111,7 +140,11 @@ def worker(
     """Deliver webhooks, without serving HTTP: for more delivery capacity than the
     servers' own workers. On PostgreSQL run as many as you like, on any machine;
     on SQLite, one."""
-    settings = Settings()
+    from exchange.feeds.delivery import Deliverer
+    from exchange.feeds.doorbell import Listener
+    from exchange.main import create_app
+
+    settings = _settings()
     _upgrade(settings)
     app = create_app(settings)
     state = app.state
@@ -140,13 +173,17 @@ def org_create(
     kind: Annotated[OrgKind, typer.Option(help="government, enterprise or research")],
 ) -> None:
     """Register an organisation (audited, as from the command line)."""
-    with _session(Settings()) as session:
+    from exchange.auditing.trail import record
+    from exchange.identity import service as identity
+    from exchange.identity.models import OrganizationCreate
+
+    with _session(_settings()) as session:
         created = identity.create_organization(
             session, OrganizationCreate(slug=slug, name=name, kind=kind)
         )
         record(
             session,
-            CLI,
+            _origin(),
             None,
             action="organization.create",
             allowed=True,
@@ -164,11 +201,15 @@ def principal_create(
     role: Annotated[list[Role], typer.Option(help="Repeat for several roles")],
 ) -> None:
     """Create a principal; prints its client id and secret, which is shown only now."""
-    with _session(Settings()) as session:
+    from exchange.auditing.trail import record
+    from exchange.identity import service as identity
+    from exchange.identity.models import PrincipalCreate
+
+    with _session(_settings()) as session:
         created = identity.create_principal(session, org, PrincipalCreate(name=name, roles=role))
         record(
             session,
-            CLI,
+            _origin(),
             None,
             action="principal.create",
             allowed=True,
@@ -191,21 +232,28 @@ def principal_create(
 @app.command()
 def demo() -> None:
     """Set up the day on the exchange: organisations, principals, products, records."""
+    from exchange.auditing.checkpoints import Signer
     from exchange.demo.seed import seed
+    from exchange.keyring.master import MasterKeys
+    from exchange.keyring.service import Keyring
     from exchange.policy.store import load_engine
 
-    settings = Settings()
+    settings = _settings()
     _upgrade(settings)
     with _session(settings) as session:
         keyring = Keyring(MasterKeys(settings.resolved_master_key_dir))
-        outcome = seed(session, settings.data_dir, load_engine(session), keyring)
+        url = f"http://{settings.host}:{settings.port}"
+        outcome = seed(session, settings.data_dir, load_engine(session), keyring, url)
         outcome["checkpoint_size"] = Signer.from_settings(settings).checkpoint(session).size
         session.commit()
     typer.echo(json.dumps(outcome, indent=2))
 
 
-def _verifier(public_key: str | None, settings: Settings) -> Verifier:
+def _verifier(public_key: str | None, settings: "Settings") -> "Verifier":
     """The key text, a file holding it, or (for the database) this exchange's own key."""
+    from audit import Verifier
+    from exchange.auditing.checkpoints import Signer
+
     if public_key is None:
         return Verifier.parse(Signer.from_settings(settings).verifier_key)
     text = Path(public_key).read_text() if Path(public_key).is_file() else public_key
@@ -227,7 +275,15 @@ def audit_verify(
     """Verify an export against its signed checkpoint, or a whole stored log
     against its hashes, Merkle nodes and checkpoints. Names the first bad entry;
     exits 1 if anything was altered, removed, reordered or inserted."""
-    settings = Settings()
+    from sqlmodel import Session
+
+    from audit import CheckpointError
+    from audit import store as log
+    from audit.export import ExportProblem, verify_export
+    from audit.integrity import verify_stored
+    from exchange.db import make_engine
+
+    settings = _settings()
     if (export is None) == (database is None):
         raise typer.BadParameter("give an EXPORT file or --database URL (one of them)")
     try:
@@ -270,13 +326,17 @@ def keys_rotate(
     """Make a new master key and re-wrap every product's data key under it (records
     are not re-encrypted); then delete the master keys nothing is wrapped under —
     after which backups of the database taken before the rotation cannot be opened."""
-    settings = Settings()
+    from exchange.auditing.trail import record
+    from exchange.keyring.master import MasterKeys
+    from exchange.keyring.service import retire, rotate
+
+    settings = _settings()
     masters = MasterKeys(settings.resolved_master_key_dir)
     with _session(settings) as session:
         rotated = rotate(session, masters)
         record(
             session,
-            CLI,
+            _origin(),
             None,
             action="keys.rotate",
             allowed=True,
@@ -297,8 +357,11 @@ def keys_rotate(
 def retention_run() -> None:
     """Delete every product's records older than its retention (and their images),
     with an audit entry per product saying how many."""
-    with _session(Settings()) as session:
-        removed = sweep(session, CLI, utcnow())
+    from exchange.retention.service import sweep
+    from exchange.timeutil import to_rfc3339, utcnow
+
+    with _session(_settings()) as session:
+        removed = sweep(session, _origin(), utcnow())
         session.commit()
     typer.echo(
         json.dumps(
@@ -326,11 +389,16 @@ def product_erase(
     catalog entry and the audit history stay."""
     if not reason.strip():
         raise typer.BadParameter("say why the product is erased", param_hint="--reason")
-    settings = Settings()
+    from exchange.errors import Gone, NotFound
+    from exchange.keyring.master import MasterKeys
+    from exchange.keyring.service import retire
+    from exchange.retention.service import erase
+
+    settings = _settings()
     masters = MasterKeys(settings.resolved_master_key_dir)
     with _session(settings) as session:
         try:
-            removed = erase(session, CLI, None, slug, reason.strip(), masters)
+            removed = erase(session, _origin(), None, slug, reason.strip(), masters)
         except (NotFound, Gone) as error:
             typer.echo(error.detail, err=True)
             raise typer.Exit(1) from None

@@ -1,5 +1,6 @@
-"""Imports flow one way: exchange → policies, exchange → audit; nothing imports exchange,
-and the audit log and the policy engine import nothing else of ours."""
+"""Imports flow one way: exchange → policies, audit, connectors; nothing imports
+exchange, and the audit log, the policy engine and the connectors import nothing
+else of ours (the connectors talk to an exchange only over HTTP)."""
 
 import ast
 from pathlib import Path
@@ -11,6 +12,7 @@ OURS = {"exchange", "policies", "audit", "connectors", "benchmarks"}
 ALLOWED = {
     "audit": {"audit"},
     "policies": {"policies"},
+    "connectors": {"connectors"},
 }
 
 
@@ -37,7 +39,7 @@ def test_package_imports_only_what_it_may(package: str) -> None:
 def test_nothing_imports_exchange_but_exchange() -> None:
     importers = {
         str(path.relative_to(ROOT))
-        for package in ("policies", "audit")
+        for package in ("policies", "audit", "connectors")
         for path in (ROOT / package).rglob("*.py")
         if "exchange" in _imported_packages(path)
     }
@@ -53,6 +55,24 @@ def test_the_offline_verifier_needs_only_cryptography() -> None:
     probe = (
         "import sys, audit, audit.export, audit.__main__\n"
         "heavy = {'sqlalchemy', 'sqlmodel', 'exchange', 'fastapi', 'pydantic', 'casbin'}\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & heavy))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert result.stdout.strip() == "[]"
+
+
+def test_the_connectors_load_without_the_server() -> None:
+    """A publisher's machine needs the SDK and its commands, not the exchange's
+    database layer, web framework or policy engine."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, connectors, connectors.publisher, connectors.receiver, "
+        "connectors.follower, connectors.simulator, connectors.product_commands\n"
+        "heavy = {'sqlalchemy', 'sqlmodel', 'exchange', 'fastapi', 'casbin', 'alembic'}\n"
         "print(sorted({m.split('.')[0] for m in sys.modules} & heavy))\n"
     )
     result = subprocess.run(

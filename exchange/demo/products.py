@@ -1,39 +1,14 @@
-"""The three products of the day on the exchange, as their publishers register them."""
+"""The three products of the day on the exchange, as their publishers register them.
 
+The fleet's violation captures are defined once, as plain JSON, in
+`connectors.fleet.product` (the simulator registers them over the API); here they
+are checked with the exchange's own model like the other two.
+"""
+
+from connectors.fleet import product as fleet_product
 from exchange.catalog.models import ProductCreate
 
-VIOLATION_CAPTURES = ProductCreate.model_validate(
-    {
-        "slug": "violation-captures",
-        "title": "Traffic violation captures from robotaxi cameras",
-        "description": "Red-light running, bus-lane use, illegal parking and more, seen by a "
-        "robotaxi fleet's cameras in Guangzhou: time, place, road, type, plate, speed, photo.",
-        "tags": ["traffic", "violations", "guangzhou", "camera"],
-        "tier": "open",
-        "purposes": [
-            "law_enforcement",
-            "traffic_management",
-            "navigation_safety",
-            "urban_planning",
-            "research",
-        ],
-        "retention_days": 180,
-        "subject_field": "plate",
-        "fields": [
-            {"name": "captured_at", "type": "timestamp"},
-            {"name": "location", "type": "geo_point", "sensitivity": "location"},
-            {"name": "district", "type": "string"},
-            {"name": "road", "type": "string"},
-            {"name": "violation_type", "type": "string"},
-            {"name": "plate", "type": "string", "sensitivity": "personal"},
-            {"name": "speed_kmh", "type": "number"},
-            {"name": "speed_limit_kmh", "type": "integer"},
-            {"name": "confidence", "type": "number"},
-            {"name": "vehicle_id", "type": "string"},
-            {"name": "photo", "type": "image_ref", "sensitivity": "image"},
-        ],
-    }
-)
+VIOLATION_CAPTURES = ProductCreate.model_validate(fleet_product.VIOLATION_CAPTURES)
 
 PEDESTRIAN_NEAR_MISSES = ProductCreate.model_validate(
     {

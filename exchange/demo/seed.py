@@ -18,13 +18,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlmodel import Session
 
+from connectors.fleet import pedestrian_near_misses, scene, violation_captures
 from exchange.auditing.trail import Origin, record
 from exchange.auth import Caller
 from exchange.catalog import service as catalog
 from exchange.catalog.access import ProductAccess
 from exchange.catalog.models import ProductCreate
-from exchange.demo import data
-from exchange.demo.photos import scene
+from exchange.demo.data import hotline_tickets
 from exchange.demo.products import HOTLINE_TICKETS, PEDESTRIAN_NEAR_MISSES, VIOLATION_CAPTURES
 from exchange.errors import NotFound
 from exchange.identity import service as identity
@@ -113,9 +113,9 @@ MEMBERS = (
 )
 
 PRODUCTS: tuple[tuple[str, ProductCreate, Any, int], ...] = (
-    ("fleet", VIOLATION_CAPTURES, data.violation_captures, 3000),
-    ("fleet", PEDESTRIAN_NEAR_MISSES, data.pedestrian_near_misses, 300),
-    ("hotline", HOTLINE_TICKETS, data.hotline_tickets, 500),
+    ("fleet", VIOLATION_CAPTURES, violation_captures, 3000),
+    ("fleet", PEDESTRIAN_NEAR_MISSES, pedestrian_near_misses, 300),
+    ("hotline", HOTLINE_TICKETS, hotline_tickets, 500),
 )
 
 CLI_ORIGIN = Origin(request_id=None, client_address="cli:demo")
@@ -130,13 +130,28 @@ def _load(path: Path) -> dict[str, dict[str, str]]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def _save(path: Path, credentials: dict[str, dict[str, str]]) -> None:
+def profiles_path(data_dir: Path) -> Path:
+    return data_dir / "demo" / "profiles.toml"
+
+
+def _save(path: Path, text: str) -> None:
+    """Write a file only its owner can read (it holds secrets), whole or not at all."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(".tmp")
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w") as file:
-        json.dump(credentials, file, indent=2)
+        file.write(text)
     temporary.replace(path)
+
+
+def _profiles(url: str, credentials: dict[str, dict[str, str]]) -> str:
+    """The parties as connector profiles (docs/connectors.md): `--profile police`."""
+    sections = [
+        f"[{key}]\nurl = {json.dumps(url)}\nclient_id = {json.dumps(known['client_id'])}\n"
+        f"client_secret = {json.dumps(known['client_secret'])}\n"
+        for key, known in credentials.items()
+    ]
+    return "\n".join(sections)
 
 
 def _ensure_member(
@@ -254,9 +269,11 @@ def _photographed(items: list[dict[str, Any]]) -> dict[str, bytes]:
 
 
 def seed(
-    session: Session, data_dir: Path, policy: PolicyEngine, keyring: Keyring
+    session: Session, data_dir: Path, policy: PolicyEngine, keyring: Keyring, url: str
 ) -> dict[str, Any]:
-    """Set up the day; returns what was created. The caller commits."""
+    """Set up the day; returns what was created. The caller commits. The parties'
+    credentials are written as JSON and as connector profiles for the exchange at
+    `url`."""
     path = credentials_path(data_dir)
     credentials = _load(path)
     created = []
@@ -273,5 +290,11 @@ def seed(
         published[definition.slug] = _ensure_product(
             session, policy, caller, definition, generate, count, now, keyring
         )
-    _save(path, credentials)
-    return {"principals_created": created, "records_published": published, "credentials": str(path)}
+    _save(path, json.dumps(credentials, indent=2))
+    _save(profiles_path(data_dir), _profiles(url, credentials))
+    return {
+        "principals_created": created,
+        "records_published": published,
+        "credentials": str(path),
+        "profiles": str(profiles_path(data_dir)),
+    }

@@ -1,28 +1,14 @@
 """Organisations and principals: tables and their Create / Public schemas."""
 
 from datetime import datetime
-from enum import StrEnum
 
 from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel
 
+from exchange.identity.kinds import OrgKind, Role
 from exchange.timeutil import utcnow
 
 SLUG = r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$"
-
-
-class OrgKind(StrEnum):
-    government = "government"
-    enterprise = "enterprise"
-    research = "research"
-
-
-class Role(StrEnum):
-    publisher = "publisher"
-    subscriber = "subscriber"
-    steward = "steward"
-    auditor = "auditor"
-    admin = "admin"
 
 
 class Organization(SQLModel, table=True):

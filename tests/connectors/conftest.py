@@ -9,13 +9,16 @@ connector commands read.
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 import pytest
 import uvicorn
 
 from tests.conftest import Exchange, Party
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -36,6 +39,16 @@ class Live:
             "EXCHANGE_CLIENT_ID": party.client_id,
             "EXCHANGE_CLIENT_SECRET": party.client_secret,
         }
+
+
+def eventually(check: Callable[[], T | None], what: str, timeout: float = 15.0) -> T:
+    """What `check` returns once it returns something, polling; fails after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while not (found := check()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.02)
+    return found
 
 
 def free_port() -> int:

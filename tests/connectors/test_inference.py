@@ -12,13 +12,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-import typer
 from typer.testing import CliRunner, Result
 
 from connectors import ExchangeClient
 from connectors.inference import DEFAULT_PURPOSES, infer, inference
-from connectors.product_commands import infer_command, register_command
 from connectors.tabular import RowError, SourceError, rows, to_record
+from exchange.cli import app as cli
 from tests.connectors.conftest import Live
 from tests.products import captures_product
 
@@ -28,10 +27,6 @@ NYC_PARKING = DATA / "nyc_parking_violations_fy2014_sample.csv"
 NYC_CAMERA = DATA / "nyc_camera_tickets_extract.csv"
 NEW_YORK = ZoneInfo("America/New_York")  # both counties' local time
 BATCH = 1000
-
-cli = typer.Typer()
-cli.command("infer")(infer_command)
-cli.command("register")(register_command)
 
 
 def write_csv(path: Path, columns: dict[str, list[str]]) -> Path:
@@ -222,7 +217,7 @@ def test_bad_slugs_samples_and_files_are_refused(tmp_path: Path) -> None:
 
 
 def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
-    return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+    return CliRunner().invoke(cli, ["product", *args], env=env, catch_exceptions=False)
 
 
 def test_infer_prints_the_definition_and_its_notes(tmp_path: Path) -> None:

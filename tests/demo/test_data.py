@@ -1,4 +1,5 @@
-"""The demo's synthetic Guangzhou traffic records: shape, determinism, plausibility."""
+"""The demo's synthetic Guangzhou traffic records, the fleet's backdated week and the
+hotline's: shape, determinism, plausibility."""
 
 import math
 import re
@@ -7,7 +8,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from exchange.demo.data import hotline_tickets, pedestrian_near_misses, violation_captures
+from connectors.fleet import pedestrian_near_misses, violation_captures
+from exchange.demo.data import hotline_tickets
 
 Generator = Callable[..., list[dict[str, object]]]
 

@@ -1,16 +1,23 @@
-"""The demo's generated road photos: valid JPEGs of the size asked, boxes inside the
-image around something worth hiding, the same bytes for the same seed."""
+"""The fleet's generated road photos, which the demo uses: valid JPEGs of the size
+asked, boxes inside the image around something worth hiding (as the exchange's
+redaction reads them), the same bytes for the same seed."""
 
 import io
 
 import pytest
 from PIL import Image, ImageChops, ImageStat
 
-from exchange.demo.photos import scene
+from connectors.fleet import photos
 from exchange.privacy.redaction import Box, check_boxes, inspect, redact
 
 PLATE = "粤A·3K7Q2"
 NEW_ENERGY = "粤B·D12345"
+
+
+def scene(seed: int, plate: str, **size: int) -> tuple[bytes, list[Box]]:
+    """The fleet's scene, with its boxes as the exchange reads them from a record."""
+    data, boxes = photos.scene(seed, plate, **size)
+    return data, [Box(**box.as_dict()) for box in boxes]
 
 
 def pixels(data: bytes) -> Image.Image:

@@ -4,10 +4,11 @@ near miss's time as its hour, the vehicle's speed as its band, photos redacted."
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from connectors.fleet import Fleet, pedestrian_near_misses, violation_captures
 from exchange.catalog.models import ProductCreate
-from exchange.demo.data import pedestrian_near_misses, violation_captures
 from exchange.demo.products import PEDESTRIAN_NEAR_MISSES, VIOLATION_CAPTURES
 from exchange.privacy import views
+from exchange.records.validation import validate
 from exchange.timeutil import parse_rfc3339
 from policies import PolicyEngine, Resource, Subject
 
@@ -71,3 +72,13 @@ def test_the_map_company_gets_captures_with_redacted_photos_and_plain_speeds() -
     for original, record in zip(records, shown, strict=True):
         assert record["photo"] == {"ref": original["photo"], "redacted": True}
         assert record["speed_kmh"] == original["speed_kmh"]
+
+
+def test_the_simulated_fleets_records_fit_the_product_the_demo_registers() -> None:
+    fleet = Fleet(seed=3, vehicles=5, start=NOW)
+    for photographed in (True, False):
+        fleet.photos = photographed
+        for capture in fleet.captures(10, rate=5):
+            record_id, content = validate(capture.record, VIOLATION_CAPTURES)
+            assert record_id == capture.record["id"]
+            assert set(content) == {spec.name for spec in VIOLATION_CAPTURES.fields}

@@ -22,10 +22,13 @@ from tests.pseudonyms import PSEUDONYM, pseudonym_for
 KEYS = {"fleet", "hotline", "police", "mapco", "lab", "steward", "auditor", "admin"}
 
 
-def _exchange(settings: Settings, *args: str, **kwargs: object) -> subprocess.CompletedProcess:
+def _exchange(
+    settings: Settings, *args: str, more_env: dict[str, str] | None = None, **kwargs: object
+) -> subprocess.CompletedProcess:
     env = os.environ | {
         "EXCHANGE_DATABASE_URL": settings.resolved_database_url,
         "EXCHANGE_DATA_DIR": str(settings.data_dir),
+        **(more_env or {}),
     }
     return subprocess.run(
         [sys.executable, "-m", "exchange", *args],
@@ -244,3 +247,43 @@ def test_demo_is_idempotent(settings: Settings) -> None:
     assert first["records_published"]["violation-captures"] >= 1000
     assert second["principals_created"] == []
     assert set(second["records_published"].values()) == {0}
+
+
+def test_the_fleet_simulator_feeds_the_police_through_the_connectors(
+    served: str, settings: Settings, tmp_path: Path
+) -> None:
+    """The README's connector steps: with the demo's profiles, the police subscribe
+    with `exchange subscribe`, the fleet drives with `exchange simulate`, and
+    `exchange pull` stores what matches, exactly once across two runs."""
+    profiles = Path(settings.data_dir) / "demo" / "profiles.toml"
+    assert profiles.stat().st_mode & 0o077 == 0
+    env = {"EXCHANGE_PROFILES": str(profiles), "EXCHANGE_URL": served}
+
+    def connector(*args: str) -> subprocess.CompletedProcess:
+        return _exchange(settings, *args, more_env=env)
+
+    wanted = {"equals": {"violation_type": ["red_light", "bus_lane", "speeding"]}}
+    made = connector(
+        "subscribe",
+        "violation-captures",
+        "--purpose",
+        "law_enforcement",
+        "--filter",
+        json.dumps(wanted),
+        "--profile",
+        "police",
+    )
+    subscription = str(json.loads(made.stdout)["id"])
+    out = tmp_path / "police.ndjson"
+    simulated = connector(
+        "simulate", "--rate", "15", "--duration", "2", "--seed", "11", "--profile", "fleet"
+    )
+    assert "records published 30" in simulated.stdout, simulated.stdout
+    connector("pull", subscription, "--out", str(out), "--once", "--profile", "police")
+    connector("pull", subscription, "--out", str(out), "--once", "--profile", "police")
+    stored = [json.loads(line) for line in out.read_text().splitlines()]
+    types = {line["record"]["violation_type"] for line in stored}
+    assert stored and types <= set(wanted["equals"]["violation_type"])
+    assert len({line["event"] for line in stored}) == len(stored), "each event once"
+    assert all(line["record"]["id"].startswith("sim-11-") for line in stored)
+    assert all(line["view"] == "raw" and "·" in line["record"]["plate"] for line in stored)

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from sqlalchemy import create_engine, text
 
-from exchange.demo.photos import scene
+from connectors.fleet.photos import scene
 from exchange.main import create_app
 from exchange.settings import Settings
 from tests.conftest import Exchange

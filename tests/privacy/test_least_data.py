@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from exchange.demo.photos import scene
+from connectors.fleet.photos import scene
 from tests.conftest import Exchange
 from tests.products import capture, captures_product
 

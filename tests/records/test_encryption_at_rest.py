@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from exchange.demo.photos import scene
+from connectors.fleet.photos import scene
 from exchange.privacy.sealing import unwrap
 from exchange.settings import Settings
 from tests.conftest import Exchange, run_cli

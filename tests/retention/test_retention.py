@@ -18,8 +18,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, text, update
 from typer.testing import CliRunner, Result
 
+from connectors.fleet.photos import scene
 from exchange.cli import app as cli
-from exchange.demo.photos import scene
 from exchange.main import create_app
 from exchange.privacy.sealing import DataKey, SealError, unwrap
 from exchange.records.models import Record

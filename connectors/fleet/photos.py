@@ -1,4 +1,4 @@
-"""Generated road photos for the demo: a car's plate and a pedestrian's face to hide.
+"""Generated road photos: a car's plate and a pedestrian's face to hide.
 
 Every photo is drawn, not taken: the street, the car, its plate and the person are
 invented and show no real place, vehicle or person. A scene is a plain drawing
@@ -10,23 +10,38 @@ The plate is light-coloured (the pale green of new-energy plates for six-charact
 tails, else pale yellow) with the plate's ASCII characters on it: Pillow's
 built-in font has no glyph for the province character, which is left out (the
 separator dot becomes a space). The boxes returned lie tightly around the plate
-and around the head, in the image's pixel grid, ready for
-`exchange.privacy.redaction.redact`.
+and around the head, in the image's pixel grid (top-left origin): what a record's
+image field declares (`{"ref": …, "boxes": [box.as_dict(), …]}`) for the
+exchange to fill in its redacted copies.
 """
 
 import io
 import random
 from functools import lru_cache
+from typing import NamedTuple
 
 from PIL import Image, ImageDraw, ImageFont
-
-from exchange.privacy.redaction import Box
 
 MIN_WIDTH, MIN_HEIGHT = 160, 90
 JPEG_QUALITY = 85
 
 Colour = tuple[int, int, int]
 Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
+
+
+class Box(NamedTuple):
+    """A region to hide, in pixels: `kind` is "plate" or "face"."""
+
+    kind: str
+    x: int
+    y: int
+    w: int
+    h: int
+
+    def as_dict(self) -> dict[str, object]:
+        """The box as a record's image field lists it."""
+        return dict(self._asdict())
+
 
 _SKIES: tuple[tuple[Colour, Colour], ...] = (
     ((118, 164, 214), (196, 218, 236)),  # clear
