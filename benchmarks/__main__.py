@@ -1,6 +1,7 @@
-"""`python -m benchmarks [--database-url URL] [--only records|audit|policy|images|feeds]
-[--max-entries N]`: print records/s, audit-log, policy-decision, image-redaction and
-webhook-feed figures with same-run baselines.
+"""`python -m benchmarks [--database-url URL]
+[--only records|audit|policy|images|feeds|connectors] [--max-entries N]`: print
+records/s, audit-log, policy-decision, image-redaction, webhook-feed and connector
+figures with same-run baselines.
 
 Figures, not assertions: this machine is shared, so compare ratios within one run.
 """
@@ -9,7 +10,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from benchmarks import audit, feeds, images, policy, records
+from benchmarks import audit, connectors, feeds, images, policy, records
 from benchmarks.databases import fresh_database
 from benchmarks.server import running_exchange
 
@@ -18,7 +19,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--database-url", help="default: a fresh SQLite file in a temp dir")
     parser.add_argument(
-        "--only", choices=["records", "audit", "policy", "images", "feeds"], help="default: all"
+        "--only",
+        choices=["records", "audit", "policy", "images", "feeds", "connectors"],
+        help="default: all",
     )
     parser.add_argument(
         "--max-entries",
@@ -52,6 +55,13 @@ def main() -> None:
         if arguments.only in (None, "feeds"):
             rows = feeds.run(scratch, arguments.database_url)
             _table(f"webhook feeds ({engine}; vs bare httpx POSTs to the same receiver)", rows)
+        if arguments.only in (None, "connectors"):
+            with (
+                fresh_database(scratch, arguments.database_url, "connectors") as url,
+                running_exchange(scratch / "connectors-data", url) as running,
+            ):
+                rows = connectors.run(running)
+            _table(f"publishing through the connectors ({engine}; vs raw httpx posts)", rows)
 
 
 def _table(title: str, rows: list[tuple[str, float, str]]) -> None:
