@@ -1,8 +1,8 @@
 """Publishing through the connectors vs raw httpx batch posts, in the same run.
 
 The same 5,000 fleet captures (from the simulator's `Fleet`, without photos) are
-published in batches of 500 to three copies of the violation-captures product on
-the same server:
+published in batches of 500 to copies of the violation-captures product on the
+same server, each path twice in opposite orders (the better run kept):
 
 - baseline: a bare `httpx.Client` posting each batch with a bearer token;
 - the SDK: `ExchangeClient.publish` per batch (token management, retries, typed
@@ -44,13 +44,13 @@ def _register(http: httpx.Client, slug: str) -> None:
     http.post("/v1/products", json=VIOLATION_CAPTURES | {"slug": slug}).raise_for_status()
 
 
-def raw_posts(running: Running, records: list[dict[str, Any]]) -> float:
+def raw_posts(running: Running, records: list[dict[str, Any]], slug: str) -> float:
     with running.client("fleet") as http:
-        _register(http, "bench-raw")
+        _register(http, slug)
         started = time.perf_counter()
         for batch in _batches(records):
             response = http.post(
-                "/v1/products/bench-raw/records", params={"atomic": "false"}, json=batch
+                f"/v1/products/{slug}/records", params={"atomic": "false"}, json=batch
             )
             response.raise_for_status()
             assert response.json()["accepted"] == len(batch), response.text
@@ -62,27 +62,34 @@ def _sdk(running: Running) -> ExchangeClient:
     return ExchangeClient(running.base_url, fleet["client_id"], fleet["client_secret"])
 
 
-def sdk_publish(running: Running, records: list[dict[str, Any]]) -> float:
+def sdk_publish(running: Running, records: list[dict[str, Any]], slug: str) -> float:
     with running.client("fleet") as http:
-        _register(http, "bench-sdk")
+        _register(http, slug)
     with _sdk(running) as client:
         client.access_token()
         started = time.perf_counter()
         for batch in _batches(records):
-            assert client.publish("bench-sdk", batch).accepted == len(batch)
+            assert client.publish(slug, batch).accepted == len(batch)
         return len(records) / (time.perf_counter() - started)
 
 
-def publisher(running: Running, records: list[dict[str, Any]], scratch: Path) -> float:
+def publisher(running: Running, records: list[dict[str, Any]], slug: str) -> float:
     with running.client("fleet") as http:
-        _register(http, "bench-connector")
+        _register(http, slug)
+    with tempfile.TemporaryDirectory(prefix="bench-publisher-") as directory:
+        return _publish_file(running, records, slug, Path(directory))
+
+
+def _publish_file(
+    running: Running, records: list[dict[str, Any]], slug: str, scratch: Path
+) -> float:
     source = scratch / "captures.ndjson"
     source.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
     with _sdk(running) as client:
         client.access_token()
         run = Publisher(
             client,
-            "bench-connector",
+            slug,
             batch_size=BATCH,
             checkpoint=scratch / "checkpoint.json",
             rejects=scratch / "rejects.ndjson",
@@ -95,17 +102,22 @@ def publisher(running: Running, records: list[dict[str, Any]], scratch: Path) ->
 
 
 def run(running: Running) -> list[tuple[str, float, str]]:
+    """Each path twice, in opposite orders (a fresh product each time), the better
+    run kept: no path always gets the server first."""
     records = _records()
-    baseline = raw_posts(running, records)
-    sdk = sdk_publish(running, records)
-    with tempfile.TemporaryDirectory(prefix="bench-publisher-") as directory:
-        connector = publisher(running, records, Path(directory))
+    paths = {"raw": raw_posts, "sdk": sdk_publish, "publisher": publisher}
+    best = dict.fromkeys(paths, 0.0)
+    for round, order in enumerate((list(paths), list(reversed(paths)))):
+        for name in order:
+            rate = paths[name](running, records, f"bench-{name}-{round}")
+            best[name] = max(best[name], rate)
+    baseline = best["raw"]
     return [
         (f"raw httpx posts, {BATCH} a batch (baseline), records/s", baseline, "1.00"),
-        ("ExchangeClient.publish, records/s", sdk, f"{sdk / baseline:.2f}"),
+        ("ExchangeClient.publish, records/s", best["sdk"], f"{best['sdk'] / baseline:.2f}"),
         (
             "exchange publish (Publisher, NDJSON file), records/s",
-            connector,
-            f"{connector / baseline:.2f}",
+            best["publisher"],
+            f"{best['publisher'] / baseline:.2f}",
         ),
     ]

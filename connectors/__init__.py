@@ -23,6 +23,7 @@ from connectors.errors import (
     ServerError,
     Unauthorized,
     Unavailable,
+    UnexpectedAnswer,
     ValidationFailed,
 )
 
@@ -45,6 +46,7 @@ __all__ = [
     "ServerError",
     "Unauthorized",
     "Unavailable",
+    "UnexpectedAnswer",
     "ValidationFailed",
     "resolve",
 ]

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import httpx
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
-from connectors.errors import ConnectionFailed, ExchangeError, from_response
+from connectors.errors import ConnectionFailed, ExchangeError, UnexpectedAnswer, from_response
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
@@ -30,9 +30,10 @@ class Call(Generic[T]):
     path: str
     read: Callable[[httpx.Response], T]
     params: dict[str, Any] = field(default_factory=dict)
-    json: Any = None
-    content: bytes | None = None
-    headers: dict[str, str] = field(default_factory=dict)
+    # What is sent stays out of the repr: a token request's body holds the secret.
+    json: Any = field(default=None, repr=False)
+    content: bytes | None = field(default=None, repr=False)
+    headers: dict[str, str] = field(default_factory=dict, repr=False)
     idempotent: bool = False
     """Safe to send twice: reads, and writes whose effect is the same the second
     time (PUT of the same image, records with the publisher's ids)."""
@@ -69,6 +70,12 @@ class Streamed:
     page: Callable[[str | None], Call[httpx.Response]]
     next_header: str | None = None
 
+    def next_cursor(self, response: httpx.Response, sent: str | None) -> str | None:
+        cursor = response.headers.get(self.next_header) if self.next_header else None
+        if cursor is not None and cursor == sent:
+            raise UnexpectedAnswer(f"the stream gave back the cursor it was sent ({cursor})")
+        return cursor or None
+
 
 def ok(response: httpx.Response) -> httpx.Response:
     if response.is_error:
@@ -76,16 +83,34 @@ def ok(response: httpx.Response) -> httpx.Response:
     return response
 
 
+def body(response: httpx.Response) -> Any:
+    """The answer's JSON; UnexpectedAnswer if it is not JSON."""
+    ok(response)
+    try:
+        return response.json()
+    except ValueError as error:
+        raise UnexpectedAnswer(f"the answer is not JSON: {error}") from None
+
+
 def model(kind: type[M]) -> Callable[[httpx.Response], M]:
-    return lambda response: kind.model_validate(ok(response).json())
+    return lambda response: _valid(kind, body(response))
 
 
 def models(kind: type[M], key: str) -> Callable[[httpx.Response], list[M]]:
-    return lambda response: [kind.model_validate(item) for item in ok(response).json()[key]]
+    def read(response: httpx.Response) -> list[M]:
+        answer = body(response)
+        if not isinstance(answer, dict) or not isinstance(answer.get(key), list):
+            raise UnexpectedAnswer(f"the answer has no list {key!r}")
+        return [_valid(kind, item) for item in answer[key]]
+
+    return read
 
 
-def body(response: httpx.Response) -> Any:
-    return ok(response).json()
+def _valid(kind: type[M], value: Any) -> M:
+    try:
+        return kind.model_validate(value)
+    except ValidationError as error:
+        raise UnexpectedAnswer(f"the answer is not a {kind.__name__}: {error}") from None
 
 
 def text(response: httpx.Response) -> str:
@@ -101,9 +126,23 @@ def nothing(response: httpx.Response) -> None:
 
 
 def lines(chunks: Iterable[str]) -> Iterator[Any]:
-    for line in chunks:
+    for number, line in enumerate(chunks, start=1):
         if line.strip():
-            yield json.loads(line)
+            try:
+                yield json.loads(line)
+            except ValueError:
+                raise UnexpectedAnswer(f"line {number} of the stream is not JSON") from None
+
+
+def next_cursor(answer: Any, sent: str | None) -> str | None:
+    """A listing page's cursor to the next one; UnexpectedAnswer if the page is not
+    a listing or gives back the cursor it was asked for (it would never end)."""
+    if not isinstance(answer, dict):
+        raise UnexpectedAnswer("a listing's answer is not an object")
+    cursor = answer.get("next_cursor")
+    if cursor is not None and cursor == sent:
+        raise UnexpectedAnswer(f"the listing gave back the cursor it was sent ({cursor})")
+    return cursor or None
 
 
 @dataclass(frozen=True)

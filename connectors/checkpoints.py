@@ -180,12 +180,14 @@ class RejectsFile:
     @contextmanager
     def opened(cls, path: Path, checkpoint: Checkpoint) -> Iterator["RejectsFile"]:
         """Open for appending. Resuming into the same file, it is first cut back to
-        what the checkpoint covers; otherwise it starts empty."""
+        what the checkpoint covers; otherwise it starts empty. Made readable by its
+        owner only: a reject quotes the row's values, personal data included."""
         name = str(path.resolve())
         keep = checkpoint.rejects_bytes if checkpoint.started and checkpoint.rejects == name else 0
         checkpoint.rejects, checkpoint.rejects_bytes = name, keep
         path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a+", encoding="utf-8") as stream:
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+        with open(descriptor, "a+", encoding="utf-8") as stream:
             stream.truncate(min(keep, stream.seek(0, os.SEEK_END)))
             stream.seek(0, os.SEEK_END)
             yield cls(stream)

@@ -19,13 +19,13 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import dataclass
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, Self, TypeVar
 
 import httpx
 
 from connectors import routes
-from connectors.calls import Attempts, Call, Paged, Retries, Streamed, lines
-from connectors.errors import from_response
+from connectors.calls import Attempts, Call, Paged, Retries, Streamed, lines, next_cursor
+from connectors.errors import ConnectionFailed, from_response
 from connectors.models import Token
 
 P = ParamSpec("P")
@@ -52,18 +52,39 @@ class _Token:
 
 
 class _Base:
-    def __init__(self, url: str, client_id: str, client_secret: str, retries: Retries) -> None:
+    def __init__(
+        self, url: str, client_id: str, client_secret: str, retries: Retries | None = None
+    ) -> None:
         self.url = url.rstrip("/")
         self.client_id = client_id
         self._secret = client_secret
-        self._retries = retries
+        self._retries = retries or Retries()
         self._token = _Token()
+
+    @classmethod
+    def connect(
+        cls,
+        url: str | None = None,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        profile: str | None = None,
+        **options: Any,
+    ) -> Self:
+        """From the arguments, the environment or a profile, by the rules of
+        `connectors.config`; `options` are the constructor's (transport, timeout, ...)."""
+        from connectors.config import resolve
+
+        found = resolve(url, client_id, client_secret, profile)
+        return cls(found.url, found.client_id, found.client_secret, **options)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url!r}, client_id={self.client_id!r})"
 
-    def forget_token(self) -> None:
-        self._token = _Token()
+    def forget_token(self, refused: str | None = None) -> None:
+        """Drop the token (only if it is still the `refused` one, when given: another
+        thread may have fetched a new one meanwhile)."""
+        if refused is None or self._token.value == refused:
+            self._token = _Token()
 
 
 def _sync(build: Callable[P, Call[T]]) -> Callable[Concatenate["ExchangeClient", P], T]:
@@ -141,7 +162,7 @@ class ExchangeClient(_Base):
         timeout: float = 30.0,
         retries: Retries | None = None,
     ) -> None:
-        super().__init__(url, client_id, client_secret, retries or Retries())
+        super().__init__(url, client_id, client_secret, retries)
         self._http = httpx.Client(
             base_url=self.url,
             transport=transport,
@@ -149,21 +170,6 @@ class ExchangeClient(_Base):
             headers={"User-Agent": USER_AGENT},
         )
         self._lock = threading.Lock()
-
-    @classmethod
-    def connect(
-        cls,
-        url: str | None = None,
-        client_id: str | None = None,
-        client_secret: str | None = None,
-        profile: str | None = None,
-        **options: Any,
-    ) -> "ExchangeClient":
-        """From the arguments, else the environment, else a profile (`connectors.config`)."""
-        from connectors.config import resolve
-
-        found = resolve(url, client_id, client_secret, profile)
-        return cls(found.url, found.client_id, found.client_secret, **options)
 
     def __enter__(self) -> "ExchangeClient":
         return self
@@ -198,7 +204,7 @@ class ExchangeClient(_Base):
                 return response
             response.close()
             if response.status_code == 401:
-                self.forget_token()
+                self.forget_token(token)
             time.sleep(delay)
 
     def send(self, call: Call[T]) -> T:
@@ -211,7 +217,7 @@ class ExchangeClient(_Base):
         while True:
             answer = self.send(paged.page(cursor))
             yield from paged.items(answer)
-            cursor = answer.get("next_cursor")
+            cursor = next_cursor(answer, cursor)
             if not cursor:
                 return
 
@@ -224,9 +230,11 @@ class ExchangeClient(_Base):
                 if response.is_error:
                     raise from_response(response)
                 yield from lines(response.iter_lines())
+            except httpx.TransportError as error:
+                raise ConnectionFailed(f"the stream broke off: {error}") from error
             finally:
                 response.close()
-            cursor = response.headers.get(streamed.next_header) if streamed.next_header else None
+            cursor = streamed.next_cursor(response, cursor)
             if not cursor:
                 return
 
@@ -302,7 +310,7 @@ class AsyncExchangeClient(_Base):
         timeout: float = 30.0,
         retries: Retries | None = None,
     ) -> None:
-        super().__init__(url, client_id, client_secret, retries or Retries())
+        super().__init__(url, client_id, client_secret, retries)
         self._http = httpx.AsyncClient(
             base_url=self.url,
             transport=transport,
@@ -344,7 +352,7 @@ class AsyncExchangeClient(_Base):
                 return response
             await response.aclose()
             if response.status_code == 401:
-                self.forget_token()
+                self.forget_token(token)
             await asyncio.sleep(delay)
 
     async def send(self, call: Call[T]) -> T:
@@ -356,7 +364,7 @@ class AsyncExchangeClient(_Base):
             answer = await self.send(paged.page(cursor))
             for item in paged.items(answer):
                 yield item
-            cursor = answer.get("next_cursor")
+            cursor = next_cursor(answer, cursor)
             if not cursor:
                 return
 
@@ -370,9 +378,11 @@ class AsyncExchangeClient(_Base):
                 async for line in response.aiter_lines():
                     for value in lines([line]):
                         yield value
+            except httpx.TransportError as error:
+                raise ConnectionFailed(f"the stream broke off: {error}") from error
             finally:
                 await response.aclose()
-            cursor = response.headers.get(streamed.next_header) if streamed.next_header else None
+            cursor = streamed.next_cursor(response, cursor)
             if not cursor:
                 return
 

@@ -2,6 +2,7 @@
 
     ExchangeError                 any failure; problem responses carry status, title, detail
     ├── ConnectionFailed          no HTTP answer at all (refused, reset, timed out)
+    ├── UnexpectedAnswer          a 2xx answer that is not what the API promises
     ├── BadRequest                400 (purpose missing, bad cursor, malformed input)
     ├── Unauthorized              401 (bad credentials, or a token the exchange refused)
     ├── Denied                    403: the decision's reason and `hint` (what to do)
@@ -70,6 +71,11 @@ class ExchangeError(Exception):
 
 class ConnectionFailed(ExchangeError):
     pass
+
+
+class UnexpectedAnswer(ExchangeError):
+    """Not JSON, not the promised shape, or a listing that repeats its cursor: a
+    proxy in the way, or an exchange of another version."""
 
 
 class BadRequest(ExchangeError):

@@ -1,9 +1,10 @@
 """Typed requests and answers of the exchange's API, as the SDK returns them.
 
 Answers keep any member this version of the SDK does not know (`extra="allow"`),
-so a newer exchange never breaks an older client; requests are checked before
-they are sent (`extra="forbid"`), so a misspelt option fails here, not as a 400.
-Records themselves stay plain dicts: their fields are each product's own.
+so a newer exchange never breaks an older client. Requests are the routes'
+keyword arguments (connectors/routes.py), so a misspelt option is a TypeError
+before anything is sent. Records themselves stay plain dicts: their fields are
+each product's own.
 """
 
 from typing import Any, Literal
@@ -13,10 +14,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 class Answer(BaseModel):
     model_config = ConfigDict(extra="allow")
-
-
-class Request(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 # Identity
@@ -96,11 +93,6 @@ class Shaped(Answer):
     fields: dict[str, str]
     pseudonyms_until: str | None = None
     grant: int | None = None
-
-
-class RecordPage(Shaped):
-    records: list[dict[str, Any]]
-    next_cursor: str | None
 
 
 class OneRecord(Shaped):

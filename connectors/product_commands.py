@@ -13,7 +13,7 @@ connection setting.
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 
@@ -23,17 +23,13 @@ from connectors.config import (
     ProfileOption,
     UrlOption,
     client_from,
+    fail,
 )
 from connectors.errors import ExchangeError
 from connectors.inference import inference
 from connectors.tabular import SourceError
 
 _FIELD_AT = re.compile(r"^fields\.(\d+)\b")
-
-
-def _fail(message: str) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(1)
 
 
 def infer_command(
@@ -55,7 +51,7 @@ def infer_command(
     try:
         result = inference(file, slug, sample=sample)
     except (SourceError, ValueError) as error:
-        _fail(str(error))
+        fail(str(error))
     for note in result.notes:
         typer.echo(f"note: {note}", err=True)
     text = json.dumps(result.definition, indent=2, ensure_ascii=False) + "\n"
@@ -65,7 +61,7 @@ def infer_command(
     try:
         out.write_text(text, encoding="utf-8")
     except OSError as error:
-        _fail(f"{out}: {error.strerror or error}")
+        fail(f"{out}: {error.strerror or error}")
     typer.echo(f"wrote {out}", err=True)
 
 
@@ -94,13 +90,13 @@ def _definition(file: Path) -> dict[str, Any]:
     try:
         definition = json.loads(file.read_text(encoding="utf-8"))
     except OSError as error:
-        _fail(f"{file}: {error.strerror or error}")
+        fail(f"{file}: {error.strerror or error}")
     except UnicodeDecodeError:
-        _fail(f"{file}: not UTF-8 text")
+        fail(f"{file}: not UTF-8 text")
     except json.JSONDecodeError as error:
-        _fail(f"{file}:{error.lineno}:{error.colno}: not JSON: {error.msg}")
+        fail(f"{file}:{error.lineno}:{error.colno}: not JSON: {error.msg}")
     if not isinstance(definition, dict):
-        _fail(f"{file}: expected a JSON object (a product definition)")
+        fail(f"{file}: expected a JSON object (a product definition)")
     return definition
 
 

@@ -31,7 +31,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, tzinfo
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
@@ -47,6 +47,7 @@ from connectors.config import (
     ProfileOption,
     UrlOption,
     client_from,
+    fail,
 )
 from connectors.errors import (
     IMAGE_REFUSALS,
@@ -489,11 +490,6 @@ class _Display:
             )
 
 
-def _fail(message: str) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(1)
-
-
 def publish(
     product: Annotated[str, typer.Argument(help="The product's slug, e.g. violation-captures.")],
     paths: Annotated[
@@ -576,21 +572,21 @@ def _run(publisher: Publisher, paths: list[Path]) -> Summary:
     try:
         return publisher.publish_paths(paths)
     except (InputError, CheckpointError, SourceError) as error:
-        _fail(str(error))
+        fail(str(error))
     except OSError as error:
-        _fail(f"{error.filename or 'input'}: {error.strerror or error}")
+        fail(f"{error.filename or 'input'}: {error.strerror or error}")
     except NotFound as error:
-        _fail(f"{product}: {error.detail}")
+        fail(f"{product}: {error.detail}")
     except Denied as error:
-        _fail(f"{product}: denied: {error.reason}" + (f" ({error.hint})" if error.hint else ""))
+        fail(f"{product}: denied: {error.reason}" + (f" ({error.hint})" if error.hint else ""))
     except Unauthorized as error:
-        _fail(f"the exchange refused the credentials: {error.detail}")
+        fail(f"the exchange refused the credentials: {error.detail}")
     except PayloadTooLarge:
-        _fail(f"a batch of {publisher.batch_size} records is too large for the exchange; {smaller}")
+        fail(f"a batch of {publisher.batch_size} records is too large for the exchange; {smaller}")
     except ConnectionFailed as error:
-        _fail(f"cannot reach the exchange ({error.detail}); {resume}")
+        fail(f"cannot reach the exchange ({error.detail}); {resume}")
     except ExchangeError as error:
-        _fail(f"the exchange answered {error}; {resume}")
+        fail(f"the exchange answered {error}; {resume}")
     except KeyboardInterrupt:
         typer.echo(f"interrupted; {resume}", err=True)
         raise typer.Exit(130) from None

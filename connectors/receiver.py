@@ -3,12 +3,14 @@
 Each POST to the receiver's path is checked in this order, and answered:
 
     413  the body is larger than `max_body` bytes (by its Content-Length or as read)
-    401  a webhook-id, webhook-timestamp or webhook-signature header is missing, or
-         no signature matches a secret in force (several `--secret` may be, while
-         the exchange's rotation overlap lasts)
+    401  a webhook-id, webhook-timestamp or webhook-signature header is missing
     400  the timestamp is not integer seconds within `tolerance` of now (a replay of
-         an old message, or a wrong clock), or a verified body is not a
-         `records.published` delivery
+         an old message, or a wrong clock)
+    401  no signature matches a secret in force (several `--secret` may be, while
+         the exchange's rotation overlap lasts); entries of the signature header
+         that cannot be parsed are skipped, as the specification asks, so one
+         malformed entry cannot hide a valid one
+    400  a verified body is not a `records.published` delivery
     200  `{"stored": n, "duplicate": bool}`: the delivery's events are on disk
          (a webhook id stored before: nothing is written again)
     500  the sink could not store it; the exchange retries
@@ -37,7 +39,7 @@ import socket
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -58,6 +60,7 @@ STANDARD_TOLERANCE = 300  # seconds: the standardwebhooks package's fixed window
 EVENT_TYPE = "records.published"
 SECRET_PREFIX = "whsec_"
 _HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
+_TIMESTAMP_DIGITS = 12  # seconds since 1970 need 10 until the year 2286
 
 
 class Refused(Exception):
@@ -91,7 +94,7 @@ def verifiers(secrets: Sequence[str]) -> list[Webhook]:
 
 def checked_timestamp(value: str, tolerance: float, now: float) -> None:
     """Refused (400) unless `value` is integer seconds within `tolerance` of `now`."""
-    if not value.isascii() or not value.isdigit():
+    if not value.isascii() or not value.isdigit() or len(value) > _TIMESTAMP_DIGITS:
         raise Refused(400, "webhook-timestamp is not integer seconds")
     skew = int(value) - now
     if skew < -tolerance:
@@ -113,15 +116,33 @@ def verified(
         text = body.decode()
     except UnicodeDecodeError:
         raise Refused(400, "the body is not UTF-8") from None
+    signatures = _parsable(headers["webhook-signature"])
+    if not signatures:
+        raise Refused(401, "malformed webhook-signature")
+    headers = headers | {"webhook-signature": signatures}
     for checker in checkers:
         try:
             checker.verify(text, headers, json_parse=False)
             return
         except WebhookVerificationError:
             continue
-        except ValueError:  # a signature the library cannot even split or decode
-            raise Refused(401, "malformed webhook-signature") from None
     raise Refused(401, "no signature matches a secret in force")
+
+
+def _parsable(header: str) -> str:
+    """The header's `version,base64` entries that the library can read (it raises on
+    the first it cannot, which would hide the valid ones after it)."""
+    kept = []
+    for entry in header.split(" "):
+        version, comma, signature = entry.partition(",")
+        if not comma or not version or "," in signature:
+            continue
+        try:
+            base64.b64decode(signature, validate=True)
+        except ValueError:
+            continue
+        kept.append(entry)
+    return " ".join(kept)
 
 
 def delivery(body: bytes, webhook_id: str) -> Delivery:
@@ -226,7 +247,7 @@ class Receiver:
     `port=0` picks a free port and `url` is known at once."""
 
     sink: Sink
-    secrets: Sequence[str]
+    secrets: Sequence[str] = field(repr=False)
     host: str = "127.0.0.1"
     port: int = 8800
     path: str = "/"

@@ -11,6 +11,7 @@ from urllib.parse import quote, urlencode
 
 from connectors import calls
 from connectors.calls import NDJSON, Call, Paged, Streamed
+from connectors.errors import UnexpectedAnswer
 from connectors.models import (
     AccessRequest,
     Aggregates,
@@ -44,19 +45,19 @@ def _p(segment: str | int) -> str:
 
 
 def _paged(path: str, key: str, kind: Any, limit: int | None, **params: Any) -> Paged[Any]:
+    """A listing of `key` items, each validated as `kind` (None: left as dicts)."""
+
     def page(cursor: str | None) -> Call[dict[str, Any]]:
         query = params | {"cursor": cursor, "limit": limit}
         return Call("GET", path, calls.body, params=query, idempotent=True)
 
-    return Paged(page, lambda answer: (kind.model_validate(item) for item in answer[key]))
+    def items(answer: dict[str, Any]) -> Iterable[Any]:
+        found = answer.get(key)
+        if not isinstance(found, list):
+            raise UnexpectedAnswer(f"the listing has no list {key!r}")
+        return found if kind is None else (kind.model_validate(item) for item in found)
 
-
-def _dicts(path: str, key: str, limit: int | None, **params: Any) -> Paged[dict[str, Any]]:
-    def page(cursor: str | None) -> Call[dict[str, Any]]:
-        query = params | {"cursor": cursor, "limit": limit}
-        return Call("GET", path, calls.body, params=query, idempotent=True)
-
-    return Paged(page, lambda answer: answer[key])
+    return Paged(page, items)
 
 
 # Tokens and health
@@ -181,7 +182,7 @@ def records(
     """Records in the view the decision gives, page after page. `filters` are
     `field: value` equalities."""
     params = _read_params(purpose, start, end, filters)
-    return _dicts(f"/v1/products/{_p(product)}/records", "records", limit, **params)
+    return _paged(f"/v1/products/{_p(product)}/records", "records", None, limit, **params)
 
 
 def stream_records(
@@ -321,7 +322,8 @@ def grant(grant_id: int) -> Call[Grant]:
 
 def revoke_grant(grant_id: int, *, reason: str) -> Call[Grant]:
     path = f"/v1/grants/{_p(grant_id)}"
-    return Call("DELETE", path, calls.model(Grant), params={"reason": reason}, idempotent=True)
+    # Not retried: a second revocation of the same grant is a conflict.
+    return Call("DELETE", path, calls.model(Grant), params={"reason": reason})
 
 
 # Policies (stewards)
@@ -358,7 +360,7 @@ def dry_run(
 
 
 def policy_versions(*, limit: int | None = None) -> Paged[dict[str, Any]]:
-    return _dicts("/v1/policies/versions", "versions", limit)
+    return _paged("/v1/policies/versions", "versions", None, limit)
 
 
 def policy_version(number: int, *, lines: bool = True) -> Call[Policy]:
@@ -385,7 +387,7 @@ def add_policy_test(case: dict[str, Any]) -> Call[PolicyCase]:
 
 def delete_policy_test(test_id: int, *, reason: str) -> Call[None]:
     path = f"/v1/policies/tests/{_p(test_id)}"
-    return Call("DELETE", path, calls.nothing, params={"reason": reason}, idempotent=True)
+    return Call("DELETE", path, calls.nothing, params={"reason": reason})
 
 
 # Feeds
@@ -429,7 +431,7 @@ def subscription(subscription_id: int) -> Call[Subscription]:
 
 def unsubscribe(subscription_id: int) -> Call[None]:
     path = f"/v1/subscriptions/{_p(subscription_id)}"
-    return Call("DELETE", path, calls.nothing, idempotent=True)
+    return Call("DELETE", path, calls.nothing)
 
 
 def pause(subscription_id: int) -> Call[Subscription]:
@@ -460,7 +462,7 @@ def pull(
 
 
 def deliveries(subscription_id: int, *, limit: int | None = None) -> Paged[dict[str, Any]]:
-    return _dicts(f"/v1/subscriptions/{_p(subscription_id)}/deliveries", "attempts", limit)
+    return _paged(f"/v1/subscriptions/{_p(subscription_id)}/deliveries", "attempts", None, limit)
 
 
 def redeliver(subscription_id: int, *, events: list[int] | None = None) -> Call[int]:

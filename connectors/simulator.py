@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -39,6 +39,7 @@ from connectors.config import (
     ProfileOption,
     UrlOption,
     client_from,
+    fail,
 )
 from connectors.errors import (
     IMAGE_REFUSALS,
@@ -245,11 +246,6 @@ class _Display:
             )
 
 
-def _fail(message: str) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(1)
-
-
 def simulate(
     rate: Annotated[
         float, typer.Option(help="Violations captured per second across the fleet, on average.")
@@ -317,9 +313,9 @@ def _prepare(client: ExchangeClient, product: str, register: bool) -> None:
         if ensure_product(client, product, register=register):
             typer.echo(f"registered {product}", err=True)
     except NotFound:
-        _fail(f"{product}: no such product on the exchange (drop --no-register to register it)")
+        fail(f"{product}: no such product on the exchange (drop --no-register to register it)")
     except ExchangeError as error:
-        _fail(_explain(error, product))
+        fail(_explain(error, product))
 
 
 def _run(simulator: Simulator, seconds: float) -> tuple[int, str | None]:

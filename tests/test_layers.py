@@ -79,3 +79,20 @@ def test_the_connectors_load_without_the_server() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_the_exchange_command_loads_the_server_only_for_server_commands() -> None:
+    """`exchange publish` and the other connector commands start fast: building the
+    command line imports neither the database layer nor the web app."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, exchange.cli\n"
+        "heavy = {'sqlalchemy', 'sqlmodel', 'fastapi', 'casbin', 'alembic'}\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & heavy))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert result.stdout.strip() == "[]"

@@ -36,15 +36,34 @@ client_secret = "{SECRET}-police"
 """
 
 
-def test_options_win_over_the_environment_and_the_environment_over_profiles(
+def test_credentials_come_as_a_pair_from_one_source(
     clean: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _write(clean, PROFILES)
     assert resolve().client_id == "cli_default"
+    monkeypatch.setenv("EXCHANGE_URL", "http://127.0.0.1:8000")
     monkeypatch.setenv("EXCHANGE_CLIENT_ID", "cli_env")
+    with pytest.raises(ConfigError, match="no client_secret in the environment"):
+        resolve()
+    monkeypatch.setenv("EXCHANGE_CLIENT_SECRET", "env-secret")
     found = resolve()
-    assert (found.url, found.client_id) == ("https://exchange.example", "cli_env")
-    assert resolve(client_id="cli_option").client_id == "cli_option"
+    assert (found.url, found.client_id) == ("http://127.0.0.1:8000", "cli_env")
+    given = resolve(client_id="cli_option", client_secret="option-secret")
+    assert (given.url, given.client_id) == ("http://127.0.0.1:8000", "cli_option")
+    assert resolve(url="https://other.example").url == "https://other.example"
+
+
+def test_a_named_profile_wins_over_the_environment(
+    clean: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Else the fleet's secret in the environment would go to the police's exchange."""
+    _write(clean, PROFILES)
+    monkeypatch.setenv("EXCHANGE_URL", "https://fleet.example")
+    monkeypatch.setenv("EXCHANGE_CLIENT_ID", "cli_fleet")
+    monkeypatch.setenv("EXCHANGE_CLIENT_SECRET", "fleet-secret")
+    police = resolve(profile="police")
+    assert (police.url, police.client_id) == ("https://police.example", "cli_police")
+    assert police.client_secret == f"{SECRET}-police"
 
 
 def test_a_named_profile(clean: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -65,7 +84,10 @@ def test_a_profile_file_others_can_read_is_refused(clean: Path) -> None:
 
 def test_missing_settings_are_named(clean: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EXCHANGE_URL", "http://127.0.0.1:8000")
-    with pytest.raises(ConfigError, match="EXCHANGE_CLIENT_ID, EXCHANGE_CLIENT_SECRET"):
+    with pytest.raises(ConfigError, match="no credentials: pass --url"):
+        resolve()
+    _write(clean, '[default]\nurl = "http://x"\n')
+    with pytest.raises(ConfigError, match=r"no client_id or client_secret in profile \[default\]"):
         resolve()
     _write(clean, "not = [toml")
     with pytest.raises(ConfigError, match=str(clean)):

@@ -76,6 +76,8 @@ def test_each_run_continues_from_its_cursor(live: Live, tmp_path: Path, name: st
 
     replay = follow(live, str(sid), "--out", str(out), "--once", "--from-start")
     assert replay.exit_code == 0, replay.output
+    assert "from the oldest event" in replay.stderr
+    assert "8 events, 0 new" in replay.stderr, "all eight came again, none stored twice"
     assert "0 new events stored" in replay.stderr
     assert events(out) == list(range(1, 9))
 

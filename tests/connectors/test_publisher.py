@@ -176,6 +176,7 @@ def test_rejected_rows_are_listed_and_the_rest_published(
     assert rejects[3]["reason"].startswith("not JSON")
     assert rejects[4]["line"] == 3  # the header is line 1
     assert all(r["reason"] for r in rejects)
+    assert (tmp_path / f"{PRODUCT}.rejects.ndjson").stat().st_mode & 0o077 == 0, "rows' values"
 
 
 def test_stop_on_reject_stops_at_the_first(

@@ -209,6 +209,29 @@ def test_a_stale_or_future_timestamp_is_refused(
     assert numbers(out) == [1, 2]
 
 
+def test_a_malformed_signature_entry_does_not_hide_a_valid_one(tmp_path: Path) -> None:
+    secret = new_secret()
+    out = tmp_path / "events.ndjson"
+    body = message(range(1, 3))
+    headers = signed(body, secret)
+    with receiving(out, secret) as receiver:
+        mixed = f"v1,abc v1 v2,{'x' * 8} {headers['webhook-signature']}"
+        answer = post(receiver, body, headers | {"webhook-signature": mixed})
+    assert answer.status_code == 200, answer.text
+    assert numbers(out) == [1, 2]
+
+
+@pytest.mark.parametrize("stamp", ["9" * 5000, "1e9", "-5", "17.5"])
+def test_a_timestamp_that_is_not_seconds_is_refused(tmp_path: Path, stamp: str) -> None:
+    secret = new_secret()
+    out = tmp_path / "events.ndjson"
+    body = message(range(1, 3))
+    with receiving(out, secret) as receiver:
+        answer = post(receiver, body, signed(body, secret) | {"webhook-timestamp": stamp})
+    assert answer.status_code == 400, answer.text
+    assert numbers(out) == []
+
+
 @pytest.mark.parametrize(
     "body",
     [

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import io
 import json
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -25,6 +26,7 @@ from connectors import (
     Retries,
     Unauthorized,
     Unavailable,
+    UnexpectedAnswer,
     ValidationFailed,
 )
 from connectors.errors import Conflict
@@ -51,6 +53,7 @@ PUBLIC_API = {
     "ServerError",
     "Unauthorized",
     "Unavailable",
+    "UnexpectedAnswer",
     "ValidationFailed",
     "resolve",
 }
@@ -129,7 +132,7 @@ def test_public_api_is_what_is_documented() -> None:
         assert getattr(connectors, name) is not None
     sync = {n for n in dir(ExchangeClient) if not n.startswith("_")}
     asynchronous = {n for n in dir(AsyncExchangeClient) if not n.startswith("_")}
-    assert sync - {"connect"} == asynchronous, "both clients offer the same calls"
+    assert sync == asynchronous, "both clients offer the same calls"
     assert len(sync) > 55
 
 
@@ -262,11 +265,13 @@ def test_a_token_is_fetched_once_and_refreshed_before_it_expires(
 ) -> None:
     police = as_party("police")
     for _ in range(3):
-        police.products()
         list(police.products())
     assert transport.count("/oauth/token") == 1
     first = police.access_token()
     expires_at = _claims(first)["exp"]
+    lifetime = _claims(first)["exp"] - _claims(first)["iat"]
+    margin = police._token.expires - time.monotonic()
+    assert lifetime - 31 < margin < lifetime - min(30, lifetime / 10) + 1, "replaced early"
     police._token.expires = 0.0  # its refresh point has passed, its expiry not yet
     list(police.products())
     assert transport.count("/oauth/token") == 2
@@ -384,3 +389,51 @@ def _forged(token: str) -> str:
     claims = _claims(token) | {"roles": ["admin"]}
     forged = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
     return f"{header}.{forged}.{signature}"
+
+
+def _answering(handler: Callable[[httpx.Request], httpx.Response]) -> ExchangeClient:
+    """A client whose every request the handler answers (tokens included): for
+    answers the real exchange never gives."""
+
+    def route(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/oauth/token":
+            return httpx.Response(200, json={"access_token": "t", "expires_in": 900})
+        return handler(request)
+
+    return ExchangeClient("http://x", "id", "secret", transport=httpx.MockTransport(route))
+
+
+def test_answers_that_break_the_contract_are_unexpected_not_crashes() -> None:
+    looping = _answering(lambda r: httpx.Response(200, json={"products": [], "next_cursor": "c"}))
+    with pytest.raises(UnexpectedAnswer, match="gave back the cursor"):
+        list(looping.products())
+    html = _answering(lambda r: httpx.Response(200, text="<html>proxy login</html>"))
+    with pytest.raises(UnexpectedAnswer, match="not JSON"):
+        html.product("violation-captures")
+    shapeless = _answering(lambda r: httpx.Response(200, json={"slug": 1}))
+    with pytest.raises(UnexpectedAnswer, match="not a Product"):
+        shapeless.product("violation-captures")
+    garbled = _answering(lambda r: httpx.Response(200, text='{"id": 1}\nnot json\n'))
+    with pytest.raises(UnexpectedAnswer, match="line 2"):
+        list(garbled.export_audit())
+
+
+def test_a_stream_that_breaks_off_is_a_connection_failure() -> None:
+    def broken() -> Iterator[bytes]:
+        yield b'{"index": 0}\n'
+        raise httpx.ReadError("reset by peer")
+
+    client = _answering(lambda r: httpx.Response(200, content=broken()))
+    lines = client.export_audit()
+    assert next(lines) == {"index": 0}
+    with pytest.raises(ConnectionFailed, match="broke off"):
+        next(lines)
+
+
+def test_the_secret_stays_out_of_reprs(exchange: Exchange) -> None:
+    from connectors import routes
+
+    police = exchange.parties["police"]
+    call = routes.token(police.client_id, police.client_secret)
+    client = ExchangeClient("http://x", police.client_id, police.client_secret)
+    assert police.client_secret not in repr(call) + repr(client)

@@ -257,10 +257,10 @@ def test_the_fleet_simulator_feeds_the_police_through_the_connectors(
     `exchange pull` stores what matches, exactly once across two runs."""
     profiles = Path(settings.data_dir) / "demo" / "profiles.toml"
     assert profiles.stat().st_mode & 0o077 == 0
-    env = {"EXCHANGE_PROFILES": str(profiles), "EXCHANGE_URL": served}
+    env = {"EXCHANGE_PROFILES": str(profiles)}
 
     def connector(*args: str) -> subprocess.CompletedProcess:
-        return _exchange(settings, *args, more_env=env)
+        return _exchange(settings, *args, "--url", served, more_env=env)
 
     wanted = {"equals": {"violation_type": ["red_light", "bus_lane", "speeding"]}}
     made = connector(
