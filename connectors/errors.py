@@ -70,7 +70,7 @@ class ExchangeError(Exception):
 
 
 class ConnectionFailed(ExchangeError):
-    pass
+    """No HTTP answer at all: refused, reset or timed out (after the retries allowed)."""
 
 
 class UnexpectedAnswer(ExchangeError):
@@ -79,11 +79,11 @@ class UnexpectedAnswer(ExchangeError):
 
 
 class BadRequest(ExchangeError):
-    pass
+    """400: a missing purpose, a bad cursor or filter, malformed input."""
 
 
 class Unauthorized(ExchangeError):
-    pass
+    """401: bad credentials, or a token the exchange refused twice."""
 
 
 class Denied(ExchangeError):
@@ -99,35 +99,35 @@ class Denied(ExchangeError):
 
 
 class NotFound(ExchangeError):
-    pass
+    """404: no such product, record, request, grant or subscription (for you)."""
 
 
 class Conflict(ExchangeError):
-    pass
+    """409: it exists already, or its state does not allow this now."""
 
 
 class Gone(ExchangeError):
-    pass
+    """410: the product was erased; its data can never be read again."""
 
 
 class PayloadTooLarge(ExchangeError):
-    pass
+    """413: send a smaller batch or image."""
 
 
 class ValidationFailed(ExchangeError):
-    pass
+    """422: `errors` says which record and field, and why."""
 
 
 class RateLimited(ExchangeError):
-    pass
+    """429: wait `retry_after` seconds."""
 
 
 class Unavailable(ExchangeError):
-    pass
+    """503: the exchange cannot answer now (e.g. its audit log is not writable)."""
 
 
 class ServerError(ExchangeError):
-    pass
+    """Any other 5xx."""
 
 
 _BY_STATUS: dict[int, type[ExchangeError]] = {
