@@ -96,7 +96,7 @@ def resolve(
     found: Mapping[str, str | None]
     if client_id or client_secret:
         source = "the options"
-        where = _environment("url") or _profile(named).get("url")
+        where = url or _environment("url") or _profile(named).get("url")
         found = {"url": where, "client_id": client_id, "client_secret": client_secret}
     elif named:
         source, found = f"profile [{named}]", _profile(named)

@@ -97,3 +97,9 @@ def test_missing_settings_are_named(clean: Path, monkeypatch: pytest.MonkeyPatch
 def test_the_secret_never_shows(monkeypatch: pytest.MonkeyPatch) -> None:
     found = resolve("http://x", "cli_x", SECRET)
     assert SECRET not in repr(found) and SECRET not in str(found)
+
+
+def test_a_connection_given_in_full_never_reads_the_profile_file(clean: Path) -> None:
+    _write(clean, PROFILES, mode=0o644)  # refused whenever it is read
+    found = resolve("https://given.example", "cli_given", "given-secret")
+    assert (found.url, found.client_id) == ("https://given.example", "cli_given")
