@@ -7,6 +7,7 @@ so denials are logged even though the request fails.
 Routers never check roles themselves.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -167,11 +168,15 @@ def decide_with(
     return decision
 
 
-def system_access(name: str, action: str):
+def system_access(name: str, action: str, caller_from: Callable[..., Caller] = current_caller):
     """A dependency that lets the caller through only if the policy allows
-    `action` on `system:<name>`; the allowed decision is returned for the audit entry."""
+    `action` on `system:<name>`; the allowed decision is returned for the audit entry.
+    `caller_from` is how the caller is known: a bearer token (the API) or the
+    console's session cookie."""
 
-    def dependency(request: Request, session: SessionDep, caller: CallerDep) -> "SystemAccess":
+    def dependency(
+        request: Request, session: SessionDep, caller: Annotated[Caller, Depends(caller_from)]
+    ) -> "SystemAccess":
         decision = decide(session, request, caller, Resource.system(name), action)
         return SystemAccess(caller, decision)
 

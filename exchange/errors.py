@@ -21,12 +21,13 @@ bare 500 without a problem body.
 """
 
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -168,56 +169,74 @@ def _location(loc: tuple[Any, ...]) -> tuple[int | None, str | None]:
     return index, field
 
 
-def install_handlers(app: FastAPI) -> None:
-    @app.exception_handler(ExchangeError)
-    async def _exchange_error(request: Request, error: ExchangeError) -> JSONResponse:
+class _RoutingError(ExchangeError):
+    """Starlette's own (no such route, method not allowed), as one of ours."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.title = {404: "Not found", 405: "Method not allowed"}.get(status, "HTTP error")
+        self.code = self.title.lower().replace(" ", "_")
+
+
+ErrorPages = tuple[str, Callable[[Request, ExchangeError], Response]]
+
+
+def install_handlers(app: FastAPI, pages: ErrorPages | None = None) -> None:
+    """Every error as a problem response; under `pages`' path prefix, as what its
+    renderer makes of it instead (the web console's error pages)."""
+
+    def respond(request: Request, error: ExchangeError) -> Response:
+        if pages and request.url.path.startswith(pages[0]):
+            return pages[1](request, error)
         return render(request, error)
 
+    @app.exception_handler(ExchangeError)
+    async def _exchange_error(request: Request, error: ExchangeError) -> Response:
+        return respond(request, error)
+
     @app.exception_handler(RequestValidationError)
-    async def _request_invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+    async def _request_invalid(request: Request, error: RequestValidationError) -> Response:
         errors = []
         for item in error.errors():
             index, field = _location(tuple(item.get("loc", ())))
             errors.append(FieldError(reason=str(item.get("msg")), field=field, index=index))
-        return render(request, BadRequest("the request is not valid", errors=errors))
+        return respond(request, BadRequest("the request is not valid", errors=errors))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
-        titles = {404: "Not found", 405: "Method not allowed"}
-        title = titles.get(error.status_code, "HTTP error")
-        code = title.lower().replace(" ", "_")
-        return problem(error.status_code, code, title, str(error.detail), request.url.path)
+    async def _http_error(request: Request, error: StarletteHTTPException) -> Response:
+        return respond(request, _RoutingError(error.status_code, str(error.detail)))
 
     @app.exception_handler(PolicyError)
-    async def _policy_error(request: Request, error: PolicyError) -> JSONResponse:
+    async def _policy_error(request: Request, error: PolicyError) -> Response:
         log.error("policy engine failed closed: %s", error)
-        return render(request, ServiceUnavailable("no access decision could be made"))
+        return respond(request, ServiceUnavailable("no access decision could be made"))
 
     @app.exception_handler(AuditWriteError)
-    async def _audit_error(request: Request, error: AuditWriteError) -> JSONResponse:
+    async def _audit_error(request: Request, error: AuditWriteError) -> Response:
         log.error("audit write failed: %s", error)
-        return render(request, ServiceUnavailable("the audit log cannot be written; no data left"))
+        return respond(request, ServiceUnavailable("the audit log cannot be written; no data left"))
 
     @app.exception_handler(SealError)
-    async def _seal_error(request: Request, error: SealError) -> JSONResponse:
+    async def _seal_error(request: Request, error: SealError) -> Response:
         log.error("stored ciphertext failed to open on %s: %s", request.url.path, error)
-        return render(request, IntegrityFailure("stored data did not decrypt; nothing was sent"))
+        return respond(request, IntegrityFailure("stored data did not decrypt; nothing was sent"))
 
     @app.exception_handler(OperationalError)
-    async def _database_down(request: Request, error: OperationalError) -> JSONResponse:
+    async def _database_down(request: Request, error: OperationalError) -> Response:
         log.error("database error: %s", error.orig)
-        return render(request, ServiceUnavailable("the database is not available"))
+        return respond(request, ServiceUnavailable("the database is not available"))
 
     @app.exception_handler(PoolTimeout)
-    async def _database_busy(request: Request, error: PoolTimeout) -> JSONResponse:
+    async def _database_busy(request: Request, error: PoolTimeout) -> Response:
         log.error("no database connection free: %s", error)
         busy = ServiceUnavailable(
             "the exchange is busy: no database connection was free; retry",
             headers={"Retry-After": "1"},
         )
-        return render(request, busy)
+        return respond(request, busy)
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, error: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, error: Exception) -> Response:
         log.exception("unexpected error on %s", request.url.path)
-        return render(request, ExchangeError("an unexpected error occurred"))
+        return respond(request, ExchangeError("an unexpected error occurred"))

@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request, Response
 from sqlalchemy import select, text
 
 from audit.store import AuditHead
+from exchange import console
 from exchange.aggregates.router import router as aggregates_router
 from exchange.auditing.checkpoints import Signer, sign_if_grown
 from exchange.auditing.router import router as audit_router
@@ -119,6 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.webhook_secrets = SecretBox(load_or_create_secret(settings.resolved_webhook_key_path))
     app.state.doorbell = Doorbell()
+    app.state.console_key = load_or_create_secret(settings.resolved_console_key_path)
 
     @app.middleware("http")
     async def request_id(
@@ -130,7 +132,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         response.headers["X-Request-ID"] = request.state.request_id
         return response
 
-    install_handlers(app)
+    install_handlers(app, pages=("/console", console.error_page))
     app.include_router(identity_router)
     app.include_router(catalog_router)
     app.include_router(records_router)
@@ -144,6 +146,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(grants_router)
     app.include_router(feeds_router)
     app.include_router(metrics_router)
+    console.mount(app)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:

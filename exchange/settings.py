@@ -169,6 +169,11 @@ class Settings(BaseSettings):
         """The key webhook secrets are sealed under."""
         return self.data_dir / "keys" / "webhook-secrets.key"
 
+    @cached_property
+    def resolved_console_key_path(self) -> Path:
+        """The key the web console's CSRF tokens are derived under."""
+        return self.data_dir / "keys" / "console-csrf.key"
+
     @property
     def delivery_lease_seconds(self) -> float:
         """How long a worker holds a subscription it delivers for: long enough to

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from exchange.auditing.trail import Actor, record, record_allowed
 from exchange.auth import SystemAccess, system_access
 from exchange.db import SessionDep
-from exchange.errors import ExchangeError, Unauthorized, render
+from exchange.errors import ExchangeError, Unauthorized
 from exchange.identity import service
 from exchange.identity.models import (
     OrganizationCreate,
@@ -141,19 +141,43 @@ async def _token_form(request: Request) -> dict[str, str]:
     return dict(parse_qsl((await request.body()).decode("utf-8", "replace")))
 
 
-def _authenticate(
-    session: Session, request: Request, form: dict[str, str]
-) -> service.Authenticated:
-    """The authenticated client. Raises UnsupportedGrant or InvalidClient."""
-    if form.get("grant_type") != "client_credentials":
-        raise UnsupportedGrant(
-            "only grant_type=client_credentials is supported", error="unsupported_grant_type"
-        )
-    client_id, secret, basic = _credentials(request, form)
+def refused_token(
+    session: Session, request: Request, claimed: str, error: ExchangeError
+) -> ExchangeError:
+    """Audit a refused token request and commit the entry now, since the request
+    then fails (and its session rolls back); the error, for the caller to raise."""
+    record(
+        session,
+        request,
+        None,
+        action="token.issue",
+        allowed=False,
+        reason=error.detail,
+        details={"client_id": claimed[:64]} if claimed else {},
+    )
+    session.commit()
+    return error
+
+
+def issue_token(
+    session: Session, request: Request, client_id: str, secret: str, *, basic: bool = False
+) -> TokenResponse:
+    """A token for the client whose secret this is, the attempt audited either way.
+    Raises InvalidClient (its refusal already committed to the audit log)."""
     found = service.authenticate(session, client_id, secret) if client_id and secret else None
     if found is None:
-        raise _invalid_client("unknown client or wrong secret", basic=basic)
-    return found
+        invalid = _invalid_client("unknown client or wrong secret", basic=basic)
+        raise refused_token(session, request, client_id, invalid)
+    record(
+        session,
+        request,
+        Actor(found.client_id, found.organization),
+        action="token.issue",
+        allowed=True,
+        reason="client authenticated",
+    )
+    access_token, expires_in = request.app.state.tokens.issue(found.client_id)
+    return TokenResponse(access_token=access_token, expires_in=expires_in)
 
 
 @router.post("/oauth/token", response_model=TokenResponse, tags=["tokens"])
@@ -161,35 +185,17 @@ def token(
     request: Request, session: SessionDep, form: Annotated[dict[str, str], Depends(_token_form)]
 ) -> Response:
     """OAuth 2.0 client credentials (form-encoded; the secret in the body or HTTP
-    Basic) → a short-lived EdDSA-signed JWT. Every attempt is audited, and a
-    refused one is returned rather than raised so that its audit entry commits."""
+    Basic) → a short-lived EdDSA-signed JWT. Every attempt is audited."""
     try:
-        client = _authenticate(session, request, form)
-    except (UnsupportedGrant, InvalidClient) as refused:
-        try:
-            claimed = _credentials(request, form)[0][:64]
-        except InvalidClient:
-            claimed = ""
-        record(
-            session,
-            request,
-            None,
-            action="token.issue",
-            allowed=False,
-            reason=refused.detail,
-            details={"client_id": claimed} if claimed else {},
+        client_id, secret, basic = _credentials(request, form)
+    except InvalidClient as malformed:
+        raise refused_token(session, request, "", malformed) from None
+    if form.get("grant_type") != "client_credentials":
+        unsupported = UnsupportedGrant(
+            "only grant_type=client_credentials is supported", error="unsupported_grant_type"
         )
-        return render(request, refused)
-    record(
-        session,
-        request,
-        Actor(client.client_id, client.organization),
-        action="token.issue",
-        allowed=True,
-        reason="client authenticated",
-    )
-    access_token, expires_in = request.app.state.tokens.issue(client.client_id)
-    body = TokenResponse(access_token=access_token, expires_in=expires_in)
+        raise refused_token(session, request, client_id, unsupported)
+    body = issue_token(session, request, client_id, secret, basic=basic)
     return JSONResponse(body.model_dump(), headers={"Cache-Control": "no-store"})
 
 

@@ -1,0 +1,127 @@
+"""How console pages are rendered: templates, bilingual labels, error pages, headers.
+
+Console pages call the API's own route functions (so every action is decided,
+done and audited exactly as over HTTP) and render what they return. Whatever they
+raise reaches the app's exception handlers after the request's session has rolled
+back, and `error_page` renders it. Every console response carries headers that
+keep it out of frames, caches and other origins' scripts.
+"""
+
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+from fastapi import Request, Response
+from fastapi.responses import RedirectResponse
+from fastapi.routing import APIRoute
+from fastapi.templating import Jinja2Templates
+from markupsafe import Markup, escape
+from pydantic import BaseModel, ValidationError
+
+from exchange.errors import ExchangeError, FieldError, ValidationFailed
+
+M = TypeVar("M", bound=BaseModel)
+HERE = Path(__file__).parent
+templates = Jinja2Templates(directory=HERE / "templates")
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+def label(english: str, chinese: str) -> Markup:
+    """A label in both languages: `{{ t("Approve", "批准") }}` in a template."""
+    return Markup('{} <span class="zh" lang="zh-Hans">{}</span>').format(english, chinese)
+
+
+templates.env.globals["t"] = label
+
+
+class SignInRequired(ExchangeError):
+    """No session, or one that ended: the browser is sent to the sign-in page."""
+
+    status, code, title = 401, "sign_in_required", "Sign in required"
+
+
+def page(request: Request, template: str, status: int = 200, **context: Any) -> Response:
+    """A template rendered for the signed-in viewer (if any): `viewer` and `csrf`
+    are in every template's context."""
+    viewer = getattr(request.state, "viewer", None)
+    context = {"viewer": viewer, "csrf": viewer.csrf if viewer else "", **context}
+    return templates.TemplateResponse(request, template, context, status_code=status)
+
+
+def redirect(url: str) -> RedirectResponse:
+    """After a form: see the result with a GET (a reload does not submit twice)."""
+    return RedirectResponse(url, status_code=303)
+
+
+def _field_errors(error: ValidationError) -> list[FieldError]:
+    return [
+        FieldError(problem["msg"], ".".join(str(part) for part in problem["loc"]) or None)
+        for problem in error.errors()
+    ]
+
+
+def error_page(request: Request, error: ExchangeError) -> Response:
+    """The app's renderer for errors under /console: the sign-in page for a
+    missing session, else a page with the problem's status, title, detail, hint
+    and where in the input it is (the HTML face of RFC 9457)."""
+    if isinstance(error, SignInRequired):
+        response: Response = redirect(sign_in_url(request, error.detail))
+        response.headers.update(SECURITY_HEADERS)
+        return response
+    back = request.headers.get("referer", "")
+    origin = str(request.base_url).rstrip("/")
+    back = back if back.startswith(origin + "/console") else ""
+    response = page(request, "error.html", error.status, error=error, back=back)
+    response.headers.update(SECURITY_HEADERS)
+    return response
+
+
+def sign_in_url(request: Request, reason: str) -> str:
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return f"/console/sign-in?next={quote(here, safe='')}&ended={quote(reason, safe='')}"
+
+
+class ConsoleRoute(APIRoute):
+    """A console route: every answer carries SECURITY_HEADERS. (Errors are turned
+    into pages by the app's exception handlers, `error_page`, after the request's
+    session has rolled back; catching them here would let it commit.)"""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+
+        async def console_handler(request: Request) -> Response:
+            response = await handle(request)
+            response.headers.update(SECURITY_HEADERS)
+            return response
+
+        return console_handler
+
+
+def parsed(model: type[M], **fields: Any) -> M:
+    """A form's fields as the API's own request model; ValidationFailed (with the
+    field each problem is in) when they do not fit it."""
+    try:
+        return model.model_validate(fields)
+    except ValidationError as invalid:
+        raise ValidationFailed(
+            "the form is not filled in as it must be", errors=_field_errors(invalid)
+        ) from None
+
+
+def human(value: object) -> Markup:
+    """Underscored names read as words: law_enforcement → law enforcement."""
+    return escape(str(value).replace("_", " "))
+
+
+templates.env.filters["human"] = human

@@ -1,0 +1,7 @@
+"""The publisher's pages (being written)."""
+
+from fastapi import APIRouter
+
+from exchange.console.pages import ConsoleRoute
+
+router = APIRouter(prefix="/console/publisher", route_class=ConsoleRoute, tags=["console"])

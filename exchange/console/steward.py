@@ -1,0 +1,7 @@
+"""The steward's pages (being written)."""
+
+from fastapi import APIRouter
+
+from exchange.console.pages import ConsoleRoute
+
+router = APIRouter(prefix="/console/steward", route_class=ConsoleRoute, tags=["console"])
