@@ -4,6 +4,7 @@ the CSRF token the page carries."""
 
 import re
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -54,7 +55,11 @@ class Browser:
         if not self.csrf:
             self.get("/console/catalog")
         pairs = list(fields.items()) if isinstance(fields, dict) else list(fields)
-        return self.http.post(path, data=[("csrf", self.csrf), *pairs])
+        return self.http.post(
+            path,
+            content=urlencode([("csrf", self.csrf), *pairs]),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
 
     def follow(self, response: httpx.Response) -> httpx.Response:
         """The page a 303 after a form leads to."""

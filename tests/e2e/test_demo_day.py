@@ -4,77 +4,17 @@ credentials file."""
 
 import hashlib
 import json
-import os
-import socket
 import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
 from exchange.settings import Settings
+from tests.e2e.conftest import run_exchange
 from tests.feeds.receiver import receiving
 from tests.pseudonyms import PSEUDONYM, pseudonym_for
 
 KEYS = {"fleet", "hotline", "police", "mapco", "lab", "steward", "auditor", "admin"}
-
-
-def _exchange(
-    settings: Settings, *args: str, more_env: dict[str, str] | None = None, **kwargs: object
-) -> subprocess.CompletedProcess:
-    env = os.environ | {
-        "EXCHANGE_DATABASE_URL": settings.resolved_database_url,
-        "EXCHANGE_DATA_DIR": str(settings.data_dir),
-        **(more_env or {}),
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "exchange", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-        **kwargs,
-    )
-
-
-@pytest.fixture
-def served(settings: Settings) -> Iterator[str]:
-    _exchange(settings, "demo")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = os.environ | {
-        "EXCHANGE_DATABASE_URL": settings.resolved_database_url,
-        "EXCHANGE_DATA_DIR": str(settings.data_dir),
-        "EXCHANGE_PORT": str(port),
-        "EXCHANGE_WEBHOOK_ALLOW_PRIVATE": "true",  # the test's receiver is on loopback
-    }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "exchange", "serve"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        else:
-            pytest.fail("the server did not become ready")
-        yield base
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 def _client(base: str, credentials: dict, key: str) -> httpx.Client:
@@ -241,8 +181,8 @@ def test_police_get_signed_webhooks_of_new_captures(served: str, settings: Setti
 
 
 def test_demo_is_idempotent(settings: Settings) -> None:
-    first = json.loads(_exchange(settings, "demo").stdout)
-    second = json.loads(_exchange(settings, "demo").stdout)
+    first = json.loads(run_exchange(settings, "demo").stdout)
+    second = json.loads(run_exchange(settings, "demo").stdout)
     assert set(first["principals_created"]) == KEYS
     assert first["records_published"]["violation-captures"] >= 1000
     assert second["principals_created"] == []
@@ -260,7 +200,7 @@ def test_the_fleet_simulator_feeds_the_police_through_the_connectors(
     env = {"EXCHANGE_PROFILES": str(profiles)}
 
     def connector(*args: str) -> subprocess.CompletedProcess:
-        return _exchange(settings, *args, "--url", served, more_env=env)
+        return run_exchange(settings, *args, "--url", served, more_env=env)
 
     wanted = {"equals": {"violation_type": ["red_light", "bus_lane", "speeding"]}}
     made = connector(
