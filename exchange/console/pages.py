@@ -51,12 +51,13 @@ class SignInRequired(ExchangeError):
     status, code, title = 401, "sign_in_required", "Sign in required"
 
 
-def page(request: Request, template: str, status: int = 200, **context: Any) -> Response:
+def page(request: Request, template: str, status_code: int = 200, /, **context: Any) -> Response:
     """A template rendered for the signed-in viewer (if any): `viewer` and `csrf`
-    are in every template's context."""
+    are in every template's context. (Positional-only, so that a template may have
+    a variable of any name.)"""
     viewer = getattr(request.state, "viewer", None)
     context = {"viewer": viewer, "csrf": viewer.csrf if viewer else "", **context}
-    return templates.TemplateResponse(request, template, context, status_code=status)
+    return templates.TemplateResponse(request, template, context, status_code=status_code)
 
 
 def redirect(url: str) -> RedirectResponse:
