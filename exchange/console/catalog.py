@@ -11,7 +11,6 @@ from exchange.catalog.models import Tier
 from exchange.console.pages import ConsoleRoute, page, parsed, redirect
 from exchange.console.session import ConsoleCaller, FormDep
 from exchange.db import SessionDep
-from exchange.errors import BadRequest, FieldError
 from exchange.grants import router as grants_api
 from exchange.grants.service import AccessRequestCreate
 from exchange.policy import decisions as decisions_api
@@ -72,15 +71,12 @@ def request_access(
     request: Request, session: SessionDep, caller: ConsoleCaller, form: FormDep, product: str
 ) -> Response:
     """The API's POST /v1/access-requests, from the product page's form."""
-    days = form.get("days")
-    if not days.isdigit():
-        raise BadRequest("days must be a whole number", errors=[FieldError("not a number", "days")])
     data = parsed(
         AccessRequestCreate,
         product=product,
         purpose=form.get("purpose"),
         justification=form.get("justification"),
-        days=int(days),
+        days=form.get("days"),
     )
     created = grants_api.create_request(request, session, caller, data)
     return redirect(f"/console/catalog/{product}?requested={created.id}")

@@ -8,8 +8,9 @@ keep it out of frames, caches and other origins' scripts.
 """
 
 from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import quote
 
 from fastapi import Request, Response
@@ -46,9 +47,20 @@ templates.env.globals["t"] = label
 
 
 class SignInRequired(ExchangeError):
-    """No session, or one that ended: the browser is sent to the sign-in page."""
+    """No session, or one that ended: the browser is sent to the sign-in page,
+    which says why in words of its own (`WHY`): nothing from the URL is shown."""
 
     status, code, title = 401, "sign_in_required", "Sign in required"
+    WHY: ClassVar[dict[str, str]] = {
+        "none": "Sign in to use the console.",
+        "ended": "Your session ended; sign in again.",
+        "disabled": "Your principal no longer exists or is disabled.",
+        "signed-out": "You signed out.",
+    }
+
+    def __init__(self, why: str) -> None:
+        super().__init__(self.WHY[why])
+        self.why = why
 
 
 def page(request: Request, template: str, status_code: int = 200, /, **context: Any) -> Response:
@@ -77,7 +89,7 @@ def error_page(request: Request, error: ExchangeError) -> Response:
     missing session, else a page with the problem's status, title, detail, hint
     and where in the input it is (the HTML face of RFC 9457)."""
     if isinstance(error, SignInRequired):
-        response: Response = redirect(sign_in_url(request, error.detail))
+        response: Response = redirect(sign_in_url(request, error.why))
         response.headers.update(SECURITY_HEADERS)
         return response
     back = request.headers.get("referer", "")
@@ -88,9 +100,10 @@ def error_page(request: Request, error: ExchangeError) -> Response:
     return response
 
 
-def sign_in_url(request: Request, reason: str) -> str:
+def sign_in_url(request: Request, why: str) -> str:
+    """The sign-in page, saying why (a key of SignInRequired.WHY), and coming back here."""
     here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    return f"/console/sign-in?next={quote(here, safe='')}&ended={quote(reason, safe='')}"
+    return f"/console/sign-in?next={quote(here, safe='')}&why={why}"
 
 
 class ConsoleRoute(APIRoute):
@@ -126,3 +139,16 @@ def human(value: object) -> Markup:
 
 
 templates.env.filters["human"] = human
+
+
+def when(moment: object) -> str:
+    """A time as people read it, to the minute, in UTC: 2026-12-01 09:30 UTC."""
+    if moment is None or moment == "":
+        return "—"
+    instant = moment if isinstance(moment, datetime) else datetime.fromisoformat(str(moment))
+    if instant.tzinfo is None:  # the database's times are UTC
+        instant = instant.replace(tzinfo=UTC)
+    return instant.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+templates.env.filters["when"] = when

@@ -26,8 +26,9 @@ from sqlalchemy.orm import Session
 from exchange.auth import Caller, caller_of, decide, engine, system_access
 from exchange.console.pages import ConsoleRoute, SignInRequired, page, redirect
 from exchange.db import SessionDep
-from exchange.errors import ExchangeError, PayloadTooLarge, Unauthorized
+from exchange.errors import ExchangeError, Unauthorized
 from exchange.identity.router import InvalidClient, issue_token
+from exchange.records.body import read_limited
 from policies import Resource
 
 SESSION_COOKIE = "exchange_console"
@@ -89,14 +90,14 @@ def console_caller(request: Request, session: SessionDep) -> Caller:
     is none, it ended, or the principal no longer exists or is disabled."""
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
-        raise SignInRequired("sign in to use the console")
+        raise SignInRequired("none")
     try:
         claims = request.app.state.tokens.verify(token)
-    except Unauthorized as refused:
-        raise SignInRequired(f"your session ended ({refused.detail}); sign in again") from None
+    except Unauthorized:
+        raise SignInRequired("ended") from None
     caller = caller_of(session, claims.subject)
     if caller is None:
-        raise SignInRequired("your principal no longer exists or is disabled")
+        raise SignInRequired("disabled")
     policy = engine(request)
     sections = tuple(
         section
@@ -137,9 +138,7 @@ async def _read_form(request: Request) -> Form:
     origin = request.headers.get("origin")
     if origin is not None and origin != str(request.base_url).rstrip("/"):
         raise FormRefused(f"a form from {origin} is not accepted here")
-    body = await request.body()
-    if len(body) > MAX_FORM_BYTES:
-        raise PayloadTooLarge(f"a console form is at most {MAX_FORM_BYTES} bytes")
+    body = await read_limited(request, MAX_FORM_BYTES)
     return Form(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
 
 
@@ -190,8 +189,8 @@ def _sign_in_page(
 
 
 @router.get("/sign-in", include_in_schema=False)
-def sign_in_form(request: Request, next: str = "/console", ended: str = "") -> Response:
-    return _sign_in_page(request, 200, next_url=next, message=ended[:200])
+def sign_in_form(request: Request, next: str = "/console", why: str = "") -> Response:
+    return _sign_in_page(request, 200, next_url=next, message=SignInRequired.WHY.get(why, ""))
 
 
 @router.post("/sign-in", include_in_schema=False)
@@ -225,7 +224,7 @@ async def sign_in(request: Request, session: SessionDep) -> Response:
 
 @router.post("/sign-out", include_in_schema=False)
 def sign_out(_form: FormDep) -> Response:
-    response = redirect("/console/sign-in?ended=signed+out")
+    response = redirect("/console/sign-in?why=signed-out")
     response.delete_cookie(SESSION_COOKIE, path="/console", httponly=True, samesite="strict")
     return response
 

@@ -144,8 +144,10 @@ async def _token_form(request: Request) -> dict[str, str]:
 def refused_token(
     session: Session, request: Request, claimed: str, error: ExchangeError
 ) -> ExchangeError:
-    """Audit a refused token request and commit the entry now, since the request
-    then fails (and its session rolls back); the error, for the caller to raise."""
+    """Audit a refused token request and commit the entry on its own (whatever the
+    request did so far is rolled back), since the request then fails; the error,
+    for the caller to raise."""
+    session.rollback()
     record(
         session,
         request,

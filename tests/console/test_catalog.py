@@ -99,8 +99,10 @@ def test_an_open_product_page_offers_no_access_request(exchange, browser, produc
 @pytest.mark.parametrize(
     ("change", "status", "field"),
     [
-        ({"days": "thirty"}, 400, "days"),
-        ({"days": ""}, 400, "days"),
+        ({"days": "thirty"}, 422, "days"),
+        ({"days": ""}, 422, "days"),
+        ({"days": "²"}, 422, "days"),
+        ({"days": "3.5"}, 422, "days"),
         ({"justification": "too short"}, 422, "justification"),
         ({"days": "100000"}, 422, "days"),
         ({"purpose": "commercial"}, 400, "purpose"),

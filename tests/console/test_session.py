@@ -193,3 +193,20 @@ def test_the_navigation_shows_each_role_its_own_sections(exchange, browser):
     assert sections("auditor") == ["Audit"]
     assert sections("fleet") == ["Publisher"]
     assert sections("mapco") == ["Subscriber"]
+
+
+def test_the_sign_in_page_says_why_in_its_own_words_never_the_urls(exchange):
+    planted = Browser(exchange).get("/console/sign-in?why=Security+alert:+call+555-0100")
+    assert "555-0100" not in planted.text
+    ended = Browser(exchange).get("/console/sign-in?why=ended")
+    assert "Your session ended" in text_of(ended.text)
+
+
+def test_an_oversized_form_is_refused_before_it_is_read_whole(exchange):
+    response = Browser(exchange).http.post(
+        "/console/sign-in",
+        content=b"client_id=" + b"x" * 2_100_000,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 413
+    assert "Payload too large" in text_of(response.text)
