@@ -1,7 +1,7 @@
 """`python -m benchmarks [--database-url URL]
-[--only records|audit|policy|images|feeds|connectors] [--max-entries N]`: print
-records/s, audit-log, policy-decision, image-redaction, webhook-feed and connector
-figures with same-run baselines.
+[--only records|audit|policy|images|feeds|connectors|console] [--max-entries N]`:
+print records/s, audit-log, policy-decision, image-redaction, webhook-feed,
+connector and console figures with same-run baselines.
 
 Figures, not assertions: this machine is shared, so compare ratios within one run.
 """
@@ -10,7 +10,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from benchmarks import audit, connectors, feeds, images, policy, records
+from benchmarks import audit, connectors, console, feeds, images, policy, records
 from benchmarks.databases import fresh_database
 from benchmarks.server import running_exchange
 
@@ -20,7 +20,7 @@ def main() -> None:
     parser.add_argument("--database-url", help="default: a fresh SQLite file in a temp dir")
     parser.add_argument(
         "--only",
-        choices=["records", "audit", "policy", "images", "feeds", "connectors"],
+        choices=["records", "audit", "policy", "images", "feeds", "connectors", "console"],
         help="default: all",
     )
     parser.add_argument(
@@ -62,6 +62,13 @@ def main() -> None:
             ):
                 rows = connectors.run(running)
             _table(f"publishing through the connectors ({engine}; vs raw httpx posts)", rows)
+        if arguments.only in (None, "console"):
+            with (
+                fresh_database(scratch, arguments.database_url, "console") as url,
+                running_exchange(scratch / "console-data", url) as running,
+            ):
+                rows = console.run(running)
+            _table(f"console pages ({engine}; vs the API calls behind them)", rows)
 
 
 def _table(title: str, rows: list[tuple[str, float, str]]) -> None:
