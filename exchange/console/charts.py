@@ -74,16 +74,90 @@ def _legend(series: Sequence[Series], top: int) -> tuple[list[str], int]:
     return parts, (y - top + LEGEND_ROW if series else 0)
 
 
-def _axis(maximum: int, step: int, scale: float) -> list[str]:
+@dataclass(frozen=True)
+class Scales:
+    """Where the bars go: the axis's maximum and tick step, pixels per unit, and
+    each category's slot and bar width."""
+
+    maximum: int
+    step: int
+    per_unit: float
+    slot: float
+    bar: float
+
+    @classmethod
+    def of(cls, totals: Sequence[int]) -> "Scales":
+        maximum, step = nice_ceiling(max(totals))
+        slot = (WIDTH - LEFT - RIGHT) / len(totals)
+        return cls(maximum, step, PLOT_HEIGHT / maximum, slot, max(slot * 0.7, 1.0))
+
+    def left(self, i: int) -> float:
+        """The left edge of the `i`th bar."""
+        return LEFT + i * self.slot + (self.slot - self.bar) / 2
+
+
+def _axis(scales: Scales) -> list[str]:
+    """A grid line and a number at each tick of the value axis."""
     parts = []
-    for tick in range(0, maximum + 1, step):
-        y = TOP + PLOT_HEIGHT - tick * scale
+    for tick in range(0, scales.maximum + 1, scales.step):
+        y = TOP + PLOT_HEIGHT - tick * scales.per_unit
         parts.append(
             f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" '
             f'stroke="#d8dde5"/><text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">'
             f"{tick}</text>"
         )
     return parts
+
+
+def _bar(scales: Scales, i: int, label: str, total: int, series: Sequence[Series]) -> list[str]:
+    """The `i`th category's stack, bottom up in series order (zero segments left
+    out), each segment with its tooltip, and the total above it."""
+    x, base = scales.left(i), float(TOP + PLOT_HEIGHT)
+    parts = [f'<g class="bar" data-total="{total}">']
+    for each in series:
+        value = each.values[i]
+        if value:
+            top = base - value * scales.per_unit
+            parts.append(
+                f'<rect x="{x:.1f}" y="{top:.1f}" width="{scales.bar:.1f}" '
+                f'height="{base - top:.1f}" fill="{each.colour}" '
+                f'data-series="{escape(each.name)}" data-value="{value}">'
+                f"<title>{escape(label)} · {escape(each.name)}: {value}</title></rect>"
+            )
+            base = top
+    if total:
+        parts.append(
+            f'<text class="total" x="{x + scales.bar / 2:.1f}" y="{base - 4:.1f}" '
+            f'text-anchor="middle">{total}</text>'
+        )
+    parts.append("</g>")
+    return parts
+
+
+def _ticks(scales: Scales, ticks: Sequence[str]) -> list[str]:
+    """The category names under the bars, thinned to at most MAX_TICK_LABELS; and
+    the baseline."""
+    every = math.ceil(len(ticks) / MAX_TICK_LABELS)
+    parts = [
+        f'<text class="tick" x="{scales.left(i) + scales.bar / 2:.1f}" '
+        f'y="{TOP + PLOT_HEIGHT + 16}" text-anchor="middle">{escape(tick)}</text>'
+        for i, tick in enumerate(ticks)
+        if i % every == 0
+    ]
+    parts.append(
+        f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{TOP + PLOT_HEIGHT}" '
+        f'y2="{TOP + PLOT_HEIGHT}" stroke="#5b6574"/>'
+    )
+    return parts
+
+
+def _opening(chart_id: str, title: str, height: int) -> list[str]:
+    """The `<svg>` element's start and its title, which names the chart for screen readers."""
+    return [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" id="{escape(chart_id)}" '
+        f'viewBox="0 0 {WIDTH} {height}" role="img" aria-labelledby="{escape(chart_id)}-title">',
+        f'<title id="{escape(chart_id)}-title">{escape(title)}</title>',
+    ]
 
 
 def stacked_bars(
@@ -105,52 +179,18 @@ def stacked_bars(
     _checked(labels, series)
     totals = [sum(each.values[i] for each in series) for i in range(len(labels))]
     legend, legend_height = _legend(series, TOP + PLOT_HEIGHT + BOTTOM)
-    height = TOP + PLOT_HEIGHT + BOTTOM + legend_height
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" id="{escape(chart_id)}" '
-        f'viewBox="0 0 {WIDTH} {height}" role="img" aria-labelledby="{escape(chart_id)}-title">',
-        f'<title id="{escape(chart_id)}-title">{escape(title)}</title>',
-    ]
-    if not labels or not any(totals):
+    parts = _opening(chart_id, title, TOP + PLOT_HEIGHT + BOTTOM + legend_height)
+    if not any(totals):
         parts.append(
             f'<text class="empty" x="{WIDTH / 2:.0f}" y="{TOP + PLOT_HEIGHT / 2:.0f}" '
             f'text-anchor="middle">{escape(empty)}</text></svg>'
         )
         return Markup("".join(parts))
-    maximum, step = nice_ceiling(max(totals))
-    scale = PLOT_HEIGHT / maximum
-    parts += _axis(maximum, step, scale)
-    slot = (WIDTH - LEFT - RIGHT) / len(labels)
-    bar = max(slot * 0.7, 1.0)
-    every = math.ceil(len(labels) / MAX_TICK_LABELS)
+    scales = Scales.of(totals)
+    parts += _axis(scales)
     for i, (label, total) in enumerate(zip(labels, totals, strict=True)):
-        x, base = LEFT + i * slot + (slot - bar) / 2, float(TOP + PLOT_HEIGHT)
-        parts.append(f'<g class="bar" data-total="{total}">')
-        for each in series:
-            value = each.values[i]
-            if value:
-                top = base - value * scale
-                parts.append(
-                    f'<rect x="{x:.1f}" y="{top:.1f}" width="{bar:.1f}" height="{base - top:.1f}" '
-                    f'fill="{each.colour}" data-series="{escape(each.name)}" data-value="{value}">'
-                    f"<title>{escape(label)} · {escape(each.name)}: {value}</title></rect>"
-                )
-                base = top
-        if total:
-            parts.append(
-                f'<text class="total" x="{x + bar / 2:.1f}" y="{base - 4:.1f}" '
-                f'text-anchor="middle">{total}</text>'
-            )
-        parts.append("</g>")
-        if i % every == 0:
-            parts.append(
-                f'<text class="tick" x="{x + bar / 2:.1f}" y="{TOP + PLOT_HEIGHT + 16}" '
-                f'text-anchor="middle">{escape(ticks[i])}</text>'
-            )
-    parts.append(
-        f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{TOP + PLOT_HEIGHT}" '
-        f'y2="{TOP + PLOT_HEIGHT}" stroke="#5b6574"/>'
-    )
+        parts += _bar(scales, i, label, total, series)
+    parts += _ticks(scales, ticks)
     parts += legend
     parts.append("</svg>")
     return Markup("".join(parts))

@@ -10,7 +10,8 @@ steward's text kept and the problem shown beside it; the session is rolled back
 first, so nothing of it is kept but the refusal the API itself logged.
 """
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -114,56 +115,79 @@ def _number(text: str) -> int | None:
     return int(text) if text.isascii() and text.isdigit() and len(text) < 19 else None
 
 
-def _kept(form: Form) -> dict[str, Any]:
-    """What the steward typed besides the lines, to show again."""
-    return {
-        "expected": _number(form.get("expected_version")),
-        "reason": form.get("reason"),
-        "override": form.get("override_tests"),
-        "days": form.get("replay_days", str(REPLAY_DAYS)),
-    }
+@dataclass(frozen=True)
+class Attempt:
+    """An edit the steward sent, as typed, and what the API made of it: the dry-run's
+    result, or the refusal. The editor shows it again so nothing typed is lost."""
+
+    draft: Draft
+    expected: int | None  # the version the editor was loaded from, as posted
+    reason: str
+    override: str
+    days: str
+    dry: DryRunResult | None = None
+    error: ExchangeError | None = None
+
+    @classmethod
+    def of(cls, form: Form) -> "Attempt":
+        return cls(
+            Draft.of(form.get("lines")),
+            _number(form.get("expected_version")),
+            form.get("reason"),
+            form.get("override_tests"),
+            form.get("replay_days", str(REPLAY_DAYS)),
+        )
+
+
+def _problems(
+    error: ExchangeError | None, where: Callable[[FieldError], str] = lambda p: p.field or ""
+) -> list[tuple[str, str]]:
+    """A refusal's field errors as (where, why) for `steward_problem.html`; `where`
+    may name the editor's line instead of the field."""
+    return [(where(problem), problem.reason) for problem in error.errors] if error else []
+
+
+def _failures(error: ExchangeError | None) -> list[Any]:
+    """The policy tests a refused change breaks, as the API's 409 names them."""
+    return error.extensions.get("failures", []) if error else []
 
 
 def _editor(
     request: Request,
     session: Session,
     access: SystemAccess,
+    attempt: Attempt | None = None,
     status: int = 200,
-    *,
-    draft: Draft | None = None,
-    expected: int | None = None,
-    reason: str = "",
-    override: str = "",
-    days: str = str(REPLAY_DAYS),
-    dry: DryRunResult | None = None,
-    error: ExchangeError | None = None,
     notice: str | None = None,
 ) -> Response:
+    """The editor page: the policy in force and its tests, always read afresh (after
+    a rollback too), and the steward's `attempt` if there is one — its text kept
+    (else the policy in force), its dry-run or its refusal beside it. `expected`
+    stays the version the edit started from, so a stale edit is said to be stale."""
     policy = policy_api.current(session=session, access=access)
     tests = policy_api.list_tests(request=request, session=session, access=access)
-    draft = draft or Draft.of("\n".join(policy.lines) + "\n")
-    if dry is not None:
-        failing = dry.failing_tests
-    else:
-        failing = error.extensions.get("failures", []) if error else []
-    problems = [(draft.where(problem), problem.reason) for problem in error.errors] if error else []
+    if attempt is None:
+        draft = Draft.of("\n".join(policy.lines) + "\n")
+        attempt = Attempt(draft, policy.version, "", "", str(REPLAY_DAYS))
+    dry, error = attempt.dry, attempt.error
+    failing = dry.failing_tests if dry is not None else _failures(error)
     return page(
         request,
         "steward_policy.html",
         status,
         policy=policy,
         tests=tests.tests,
-        text=draft.text,
-        expected=policy.version if expected is None else expected,
-        reason=reason,
-        override=override,
-        days=days,
+        text=attempt.draft.text,
+        expected=policy.version if attempt.expected is None else attempt.expected,
+        reason=attempt.reason,
+        override=attempt.override,
+        days=attempt.days,
         dry=dry,
         flips=flip_rows(dry.matrix if dry else None),
         failing=failing,
         error=error,
-        problems=problems,
-        tests_failed=bool(failing) or bool(override.strip()),
+        problems=_problems(error, attempt.draft.where),
+        tests_failed=bool(failing) or bool(attempt.override.strip()),
         notice=notice,
     )
 
@@ -198,28 +222,30 @@ def _replay_days(form: Form) -> int:
 def dry_run(request: Request, session: SessionDep, access: ManagePolicy, form: FormDep) -> Response:
     """The API's dry-run of the edited lines: the full matrix, and a replay of the
     last `replay_days` days of the audit log. Nothing changes but its audit entry."""
-    draft, kept = Draft.of(form.get("lines")), _kept(form)
+    attempt = Attempt.of(form)
     try:
         since = to_rfc3339(utcnow() - timedelta(days=_replay_days(form)))
         data = DryRun(
-            lines=draft.lines, matrix=True, replay=ReplayWindow.model_validate({"from": since})
+            lines=attempt.draft.lines,
+            matrix=True,
+            replay=ReplayWindow.model_validate({"from": since}),
         )
         result = policy_api.dry_run(request, session, access, data)
     except ExchangeError as error:
         session.rollback()
-        return _editor(request, session, access, error.status, draft=draft, error=error, **kept)
-    return _editor(request, session, access, draft=draft, dry=result, **kept)
+        return _editor(request, session, access, replace(attempt, error=error), error.status)
+    return _editor(request, session, access, replace(attempt, dry=result))
 
 
 @router.post("/apply", include_in_schema=False)
 def apply(request: Request, session: SessionDep, access: ManagePolicy, form: FormDep) -> Response:
     """The API's PUT /v1/policies, refused (409) if the policy changed since the
     editor was loaded: `expected_version` is the version it was loaded from."""
-    draft, kept = Draft.of(form.get("lines")), _kept(form)
+    attempt = Attempt.of(form)
     try:
         data = parsed(
             PolicyChange,
-            lines=draft.lines,
+            lines=attempt.draft.lines,
             reason=form.get("reason").strip(),
             expected_version=form.get("expected_version").strip() or None,
             override_tests=form.get("override_tests").strip() or None,
@@ -227,7 +253,7 @@ def apply(request: Request, session: SessionDep, access: ManagePolicy, form: For
         changed = policy_api.change(request, session, access, data)
     except ExchangeError as error:
         session.rollback()
-        return _editor(request, session, access, error.status, draft=draft, error=error, **kept)
+        return _editor(request, session, access, replace(attempt, error=error), error.status)
     return redirect(f"/console/steward/policy?done=applied&version={changed.version.version}")
 
 
@@ -254,8 +280,7 @@ def _version_page(
     override: str = "",
 ) -> Response:
     detail = policy_api.version(session=session, access=access, number=number, lines=True)
-    failing = error.extensions.get("failures", []) if error else []
-    problems = [(problem.field or "", problem.reason) for problem in error.errors] if error else []
+    failing = _failures(error)
     head = policy_api.versions(session=session, access=access, cursor=None, limit=1)
     return page(
         request,
@@ -265,7 +290,7 @@ def _version_page(
         in_force=head.versions[0].version == number,
         error=error,
         failing=failing,
-        problems=problems,
+        problems=_problems(error),
         reason=reason,
         override=override,
         tests_failed=bool(failing) or bool(override.strip()),

@@ -59,7 +59,9 @@ def requests(
     request_id: int | None = None,
     grant_id: int | None = None,
 ) -> Response:
-    """The queue, overdue first and then oldest first, with a decision form per pending one."""
+    """The queue with a decision form per pending request, in the API's order:
+    pending first, earliest due (so overdue, then oldest) first, across pages; then
+    the decided, newest first. Not re-sorted here, so no page disagrees with the API."""
     listing = grants_api.list_requests(
         request,
         session,
@@ -68,11 +70,10 @@ def requests(
         cursor=cursor,
         limit=PAGE_SIZE,
     )
-    queue = sorted(listing.requests, key=lambda row: (not row.overdue, row.id))
     return page(
         request,
         "steward_requests.html",
-        queue=queue,
+        queue=listing.requests,
         next_cursor=listing.next_cursor,
         chosen=status,
         statuses=get_args(Status),
@@ -102,6 +103,7 @@ def approve(
 def deny(
     request: Request, session: SessionDep, access: ManageGrants, form: FormDep, request_id: int
 ) -> Response:
+    """The API's deny: the reason is required, and the requester reads it."""
     data = parsed(Refusal, reason=form.get("reason").strip())
     grants_api.deny(request, session, access, request_id, data)
     return redirect(f"/console/steward/requests?done=denied&request_id={request_id}")
@@ -117,6 +119,9 @@ def grants(
     done: str | None = None,
     grant_id: int | None = None,
 ) -> Response:
+    """Every grant (or, with `active`, those in force), oldest first, with a revoke
+    form on each one in force. `done` and `grant_id` name the revocation just made,
+    for the notice after the revoke form's redirect."""
     listing = grants_api.list_grants(
         request, session, access.caller, active=active, cursor=cursor, limit=PAGE_SIZE
     )

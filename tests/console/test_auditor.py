@@ -127,6 +127,50 @@ def test_filtering_by_product_and_denied_shows_the_denial_and_not_the_reads(
     assert '<option value="deny" selected>' in page.text
 
 
+def _headings(page: str, table_id: str) -> list[str]:
+    found = re.search(rf'<table id="{table_id}">.*?<thead>(.*?)</thead>', page, re.S)
+    assert found, table_id
+    return [text_of(cell).split(" ")[0] for cell in re.findall(r"<th>(.*?)</th>", found.group(1))]
+
+
+def test_the_explorer_and_the_subject_report_share_one_entry_table(
+    exchange: Exchange, browser: Any
+) -> None:
+    """The columns that differ: the explorer names the product and the decision, the
+    report (reads of one product, all allowed) the request instead; both in both
+    languages, and every row as wide as its heading."""
+    _day(exchange)
+    auditor = browser("auditor")
+    explorer = _explore(auditor, product=CAPTURES)
+    report = auditor.submit("/console/audit/subjects", {"product": CAPTURES, "subject": PLATE})
+    common = ["#", "Time", "Actor", "Organisation", "Action"]
+    rest = ["View", "Records", "Grant"]
+    assert _headings(explorer.text, "audit-entries") == [
+        *common,
+        "Product",
+        "Purpose",
+        "Decision",
+        *rest,
+    ]
+    assert _headings(report.text, "subject-report") == [*common, "Purpose", *rest, "Request"]
+    for page, table_id, width in ((explorer, "audit-entries", 11), (report, "subject-report", 10)):
+        body = re.search(rf'<table id="{table_id}">.*?<tbody>(.*?)</tbody>', page.text, re.S)
+        assert body, table_id
+        rows = re.findall(r'<tr id="entry-\d+" class="entry">(.*?)</tr>', body.group(1), re.S)
+        assert rows and all(row.count("<td>") == width for row in rows), table_id
+    nothing = _explore(auditor, product="no-such-product")
+    assert '<td colspan="11">No entry matches these filters.' in nothing.text
+    nobody = auditor.submit("/console/audit/subjects", {"product": CAPTURES, "subject": "粤B·1"})
+    assert '<td colspan="10">No read returned records' in nobody.text
+
+
+def test_the_decision_filter_speaks_both_languages(exchange: Exchange, browser: Any) -> None:
+    page = _explore(browser("auditor"))
+    options = re.findall(r'<option value="(\w*)"[^>]*>([^<]*)</option>', page.text)
+    assert options == [("", "any 全部"), ("allow", "allowed 允许"), ("deny", "denied 拒绝")]
+    assert "<title>Audit log 审计日志 · " in page.text
+
+
 def test_each_filter_narrows_as_the_api_does(exchange: Exchange, browser: Any) -> None:
     _day(exchange)
     auditor = browser("auditor")
@@ -331,7 +375,7 @@ def test_a_row_tampered_in_the_database_is_named_on_the_checkpoint_page(
     page = auditor.get("/console/audit/checkpoint")
     assert page.status_code == 200, text_of(page.text)[:500]
     assert _status(page.text) == ("failed", str(denial))
-    assert f"entry {denial} (the first that does not verify" in text_of(page.text)
+    assert f"entry 记录 {denial} (the first that does not verify" in text_of(page.text)
     assert "column reason differs from the hashed body" in text_of(page.text)
     verified = [e["entry"] for e in _log(exchange, action="audit.verify")]
     assert verified[-1]["details"] == {
@@ -468,8 +512,8 @@ def test_the_charts_count_the_accesses_made(exchange: Exchange, browser: Any) ->
     organisations = {k: v for k, v in counted.items() if k not in ("allow", "deny")}
     assert _table(page.text, "table-by-organization") == organisations | {"Total 合计": 6}
     assert _table(page.text, "table-by-decision") == {
-        "allowed": counted["allow"],
-        "denied": counted["deny"],
+        "allowed 允许": counted["allow"],
+        "denied 拒绝": counted["deny"],
         "Total 合计": 6,
     }
     by_organization = _chart(page.text, "chart-by-organization")

@@ -3,6 +3,7 @@ denying, grants and revoking, the policy editor (dry-run, apply, refusals), its
 versions and restores; and that nobody else opens them, and no form works
 without its CSRF token. What the console did is checked through the API."""
 
+import html
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -152,6 +153,87 @@ def test_the_queue_shows_pending_requests_overdue_first(world: Exchange, browser
     assert bad_cursor.status_code == 400 and "cursor" in text_of(bad_cursor.text)
 
 
+def _queue(steward: Browser, status: str) -> list[int]:
+    """The ids of the requests the console shows, page after page, as they are shown."""
+    shown, path = [], f"/console/steward/requests?status={status}"
+    while path:
+        page = steward.get(path)
+        assert page.status_code == 200, text_of(page.text)[:500]
+        shown += [
+            int(n) for n in re.findall(r'<article class="card" id="request-(\d+)"', page.text)
+        ]
+        following = re.search(r'<p class="pager"><a href="(\?[^"]+)"', page.text)
+        path = "/console/steward/requests" + html.unescape(following.group(1)) if following else ""
+    return shown
+
+
+def test_the_queue_is_in_the_apis_order_across_pages(
+    world: Exchange, browser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Earliest due first even where that is not the order of ids, and the order
+    holds from one page to the next: the console does not re-sort a page."""
+    monkeypatch.setattr("exchange.console.steward.PAGE_SIZE", 3)
+    now = datetime.now(UTC)
+    late = asked(world, "mapco")  # due last
+    overdue = asked(world, "lab")
+    soon = asked(world, "mapco", purpose="navigation_safety")  # due before `late`
+    later = asked(world, "lab", purpose="navigation_safety")
+    decided = asked(world, "lab", purpose="traffic_management")
+    for row, due in ((late, 5), (overdue, -1), (soon, 2), (later, 9)):
+        set_due(world, row["id"], now + timedelta(days=due))
+    denial = {"reason": "The justification names no data"}
+    ok(world.post("steward", f"/v1/access-requests/{decided['id']}/deny", json=denial))
+    steward = browser("steward")
+
+    for status, expected in (
+        ("pending", [overdue, soon, late, later]),
+        ("all", [overdue, soon, late, later, decided]),
+    ):
+        api = ok(
+            world.get(
+                "steward",
+                "/v1/access-requests",
+                params={"status": status} if status != "all" else {},
+            )
+        )
+        assert [r["id"] for r in api["requests"]] == [r["id"] for r in expected]
+        assert _queue(steward, status) == [r["id"] for r in expected], status
+
+
+def test_the_decision_forms_stack_on_a_narrow_screen(world: Exchange, browser) -> None:
+    request = asked(world, "mapco")
+    steward = browser("steward")
+    page = steward.get("/console/steward/requests")
+    for form in ("approve", "deny"):
+        assert re.search(
+            rf'<form class="inline decision"[^>]*id="{form}-{request["id"]}"', page.text
+        )
+    css = steward.get("/console/static/console.css").text
+    block = css[css.index("/* Steward section") :]
+    narrow = re.search(r"@media \(max-width: 700px\) \{(.*?)\n\}", block, re.S)
+    assert narrow, block
+    assert re.search(r"form\.inline\.decision \{[^}]*flex-direction: column", narrow.group(1))
+
+
+def test_the_queue_speaks_both_languages(world: Exchange, browser) -> None:
+    request = asked(world, "mapco")
+    approved(world, request["id"])
+    steward = browser("steward")
+    page = steward.get("/console/steward/requests", params={"status": "all"})
+    options = re.findall(
+        r'<option value="(\w+)"[^>]*>([^<]*)</option>', element(page.text, "request-filter")
+    )
+    assert options == [
+        ("pending", "pending 待处理"),
+        ("approved", "approved 已批准"),
+        ("denied", "denied 已拒绝"),
+        ("all", "all 全部"),
+    ]
+    card = text_of(element(page.text, f"request-{request['id']}"))
+    assert "approved 已批准" in card and "grant 授权 #" in card
+    assert "<title>Access requests 访问申请 · " in page.text
+
+
 def test_approving_in_the_console_creates_the_grant_the_api_shows(world: Exchange, browser):
     request = asked(world, "mapco", days=30)
     steward = browser("steward")
@@ -247,6 +329,11 @@ def test_revoking_a_grant_in_the_console(world: Exchange, browser) -> None:
     ):
         assert shown in row, (shown, row)
     assert f'id="revoke-{grant["id"]}"' in page.text
+    # the reason's field has a visible label in both languages, tied to it
+    form = element(page.text, f"revoke-{grant['id']}")
+    label = re.search(r'<label for="([^"]+)">(.*?)</label>', form, re.S)
+    assert label and text_of(label.group(2)) == "Reason 理由"
+    assert f'<input id="{label.group(1)}" name="reason" required' in form
 
     path = f"/console/steward/grants/{grant['id']}/revoke"
     refused = steward.submit(path, {"reason": ""})
@@ -306,7 +393,9 @@ def test_a_dry_run_shows_who_loses_access_and_changes_nothing(world: Exchange, b
     assert len(mapco) == len(purposes), flips
     for purpose in purposes:
         (row,) = [row for row in mapco if f" {purpose} " in row]
-        assert row.startswith("loses access lingnan-maps subscriber violation-captures read")
+        assert row.startswith(
+            "loses access 失去访问 lingnan-maps subscriber violation-captures read"
+        )
         assert row.endswith("allowed (protected) → denied")
     (replayed,) = rows(page.text, "replay-flips")
     assert "lingnan-maps" in replayed and "allowed (protected) → denied" in replayed
