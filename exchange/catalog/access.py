@@ -73,14 +73,31 @@ def product_access(action: str, *, purpose_required: bool):
             str | None, Query(description="Why the data is wanted, e.g. law_enforcement.")
         ] = None,
     ) -> ProductAccess:
-        with refused_before_deciding(session, request, caller, action, product, purpose):
-            stated = _checked_purpose(purpose, purpose_required)
-            described = service.describe(session, product)
-        return access_to(
-            session, request, request.app.state.policy.current, caller, described, action, stated
+        return decide_access(
+            session, request, caller, product, purpose, action, purpose_required=purpose_required
         )
 
     return Depends(dependency)
+
+
+def decide_access(
+    session: Session,
+    request: Request,
+    caller: Caller,
+    product: str,
+    purpose: str | None,
+    action: str,
+    *,
+    purpose_required: bool,
+) -> ProductAccess:
+    """What `product_access` decides, for a caller known otherwise (the console's):
+    bad input and unknown products are logged refusals, and so is a denial."""
+    with refused_before_deciding(session, request, caller, action, product, purpose):
+        stated = _checked_purpose(purpose, purpose_required)
+        described = service.describe(session, product)
+    return access_to(
+        session, request, request.app.state.policy.current, caller, described, action, stated
+    )
 
 
 @contextmanager

@@ -7,18 +7,23 @@ logged when refused. Images are served by the API's image route for the
 publisher's own read decision (`read` on the product, logged), so the raw photo
 is only for whom the policy gives the raw view (the owner).
 
-The redaction preview is that same route and the same redaction code, for an
-access narrowed to the protected view the policy gives companies: the policy is
-asked what an enterprise subscriber (of no organisation in particular, holding a
-grant where the tier needs one) would get for the purpose, and each sensitivity
-takes the more protective of that and the publisher's own treatment, so the
-preview can never show more than the publisher's decision allows. The read is
-audited as the publisher's, in the protected view, with its redaction receipt.
+The redaction preview shows the publisher its image as a company would get it.
+What is simulated (asked of the policy, never logged as a request of its own): a
+principal with the `subscriber` role of an `enterprise` organisation that no
+policy line names (so no `org:` line and never `@own` applies), reading the
+product for the chosen purpose; for a regulated product its organisation holds
+an active, unscoped grant for that purpose (companies read regulated products
+only under a grant), for any other tier it holds none. The image is served by
+the image service under the publisher's own read decision, in the more
+protective of that and the company's treatment, so the preview never shows more
+than either decision allows; it is audited as `image.preview` with the
+publisher's real decision and view, and the company's decision in its details
+(a policy dry-run does not replay previews).
 """
 
 from dataclasses import replace
 from datetime import timedelta
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy.orm import Session
@@ -27,18 +32,19 @@ from exchange.auditing import usage as usage_api
 from exchange.auth import Caller, SystemAccess, engine
 from exchange.catalog import router as catalog_api
 from exchange.catalog import service as catalog
-from exchange.catalog.access import ProductAccess, ReadAccess, refusals_logged
-from exchange.catalog.models import FieldType, ProductPublic
+from exchange.catalog.access import decide_access, refusals_logged
+from exchange.catalog.models import FieldType, ProductPublic, Tier
+from exchange.catalog.service import Described
 from exchange.console.pages import ConsoleRoute, page
 from exchange.console.session import ConsoleCaller, console_access, section_entry
 from exchange.db import SessionDep
 from exchange.errors import AccessDenied, NotFound
 from exchange.images import router as images_api
+from exchange.images.service import PREVIEW, Preview
 from exchange.records import daily
 from exchange.records import service as records
 from exchange.timeutil import utcnow
-from policies import Decision, Subject
-from policies.decision import SENSITIVITIES, TREATMENTS_MOST_PROTECTIVE_FIRST, UNSHAPED
+from policies import PolicyEngine, Subject
 
 router = APIRouter(prefix="/console/publisher", route_class=ConsoleRoute, tags=["console"])
 
@@ -56,13 +62,12 @@ DAYS = 14
 PAGE_SIZE = 25
 MOST_PRODUCTS = 200  # the catalog's largest page: the images page's choice of product
 RECENT = 6  # records shown with their images; each image shown is an audited read
-# Whom the preview shows: a company subscribing, of no organisation (so no line
-# naming one, and never the owner's `@own`).
+# Whom the preview shows the image as (see the module's docstring).
 COMPANY = Subject("console:company-preview", "", "enterprise", frozenset({"subscriber"}))
 
 Publishing = Annotated[SystemAccess, console_access("catalog", "register")]
 ReadUsage = Annotated[SystemAccess, console_access("usage", "read")]
-_read_access = get_args(ReadAccess)[1].dependency  # the API's own: decided, refusals logged
+Purpose = Annotated[str | None, Query(max_length=64)]
 
 
 @router.get("", include_in_schema=False)
@@ -169,12 +174,18 @@ def _image_field(product: ProductPublic) -> str | None:
     return next((f.name for f in product.fields if f.type == FieldType.image_ref), None)
 
 
-def _as_a_company(request: Request, access: ProductAccess) -> Decision:
-    """The policy's decision for a company reading the product for the access's
-    purpose, holding a grant for it where the tier asks for one."""
-    described = access.described
-    resource = replace(described.resource, granted=frozenset(described.definition.purposes))
-    return engine(request).decide(COMPANY, resource, "read", access.purpose)
+def _as_a_company(policy: PolicyEngine, described: Described, purpose: str) -> Preview:
+    """The policy's decision for the simulated company of the module's docstring
+    reading the product for the purpose (a grant for it only if the product is
+    regulated). Not logged: no one made this request."""
+    regulated = described.resource.tier == Tier.regulated
+    granted = frozenset({purpose}) if regulated else frozenset()
+    resource = replace(described.resource, granted=granted)
+    return Preview(COMPANY, granted, policy.decide(COMPANY, resource, "read", purpose))
+
+
+def _shows_companies(preview: Preview) -> bool:
+    return preview.decision.allowed and preview.decision.view == "protected"
 
 
 def _purposes(
@@ -189,36 +200,12 @@ def _purposes(
         for purpose in described.definition.purposes
         if policy.decide(caller.subject, described.resource, "read", purpose).allowed
     ]
-    granted = replace(described.resource, granted=frozenset(described.definition.purposes))
     for_companies = [
         purpose
         for purpose in readable
-        if (decision := policy.decide(COMPANY, granted, "read", purpose)).allowed
-        and decision.view == "protected"
+        if _shows_companies(_as_a_company(policy, described, purpose))
     ]
     return readable, for_companies
-
-
-def _narrowed(access: ProductAccess, company: Decision) -> ProductAccess:
-    """The publisher's access in the protected view companies get: per sensitivity
-    the more protective of the two treatments (never more than the publisher's)."""
-    rank = TREATMENTS_MOST_PROTECTIVE_FIRST.index
-    own = access.decision.treatments
-    treatments = {
-        sensitivity: min(
-            own.get(sensitivity, UNSHAPED),
-            company.treatments.get(sensitivity, UNSHAPED),
-            key=rank,
-        )
-        for sensitivity in SENSITIVITIES
-    }
-    decision = replace(
-        access.decision,
-        view="protected",
-        treatments=treatments,
-        reason=f"{access.decision.reason}; shown as companies see it ({company.reason})",
-    )
-    return replace(access, decision=decision)
 
 
 @router.get("/images", include_in_schema=False)
@@ -227,7 +214,7 @@ def images(
     session: SessionDep,
     access: Publishing,
     product: Annotated[str | None, Query(max_length=64)] = None,
-    purpose: Annotated[str | None, Query(max_length=64)] = None,
+    purpose: Purpose = None,
 ) -> Response:
     """A product of mine with an image field: its most recent records that carry an
     image reference, each shown raw and as companies would see it."""
@@ -248,14 +235,17 @@ def images(
     if not (purpose or readable):
         return page(request, "publisher_images.html", **context)
     purpose = purpose or (for_companies or readable)[0]
-    reading = _read_access(request, session, access.caller, chosen.slug, purpose)
-    after = max(chosen.record_count - RECENT, 0)
+    reading = decide_access(
+        session, request, access.caller, chosen.slug, purpose, "read", purpose_required=True
+    )
+    product_id = reading.described.product.id
+    assert product_id is not None
     with refusals_logged(session, request, reading):
         found = records.read_page(
             session,
             request,
             reading,
-            after=after or None,
+            after=daily.newest_after(session, product_id, RECENT),
             since=None,
             until=None,
             filters=[],
@@ -281,12 +271,14 @@ def image(
     product: str,
     record_id: str,
     view: Literal["raw", "protected"],
-    purpose: Annotated[str | None, Query(max_length=64)] = None,
+    purpose: Purpose = None,
 ) -> Response:
     """The record's image from the API's image route: `raw` as the viewer's own
     decision gives it (refused, and logged, unless that is the raw view), or
-    `protected` as companies would get it."""
-    reading = _read_access(request, session, access.caller, product, purpose)
+    `protected` as companies would get it (an `image.preview`)."""
+    reading = decide_access(
+        session, request, access.caller, product, purpose, "read", purpose_required=True
+    )
     if view == "raw":
         if reading.decision.view != "raw":
             with refusals_logged(session, request, reading):
@@ -295,11 +287,11 @@ def image(
                     hint="view=protected shows what companies get",
                 )
         return images_api.read(request, session, reading, record_id)
-    company = _as_a_company(request, reading)
-    if not company.allowed or company.view != "protected":
-        with refusals_logged(session, request, reading):
+    company = _as_a_company(engine(request), reading.described, reading.purpose)
+    if not _shows_companies(company):
+        with refusals_logged(session, request, reading, action=PREVIEW):
             raise NotFound(
                 f"companies get no protected view of {product} for {reading.purpose}",
                 hint="choose a purpose companies may read for",
             )
-    return images_api.read(request, session, _narrowed(reading, company), record_id)
+    return images_api.preview(request, session, reading, record_id, company)

@@ -80,14 +80,21 @@ def redeliver(
     form: FormDep,
     subscription_id: int,
 ) -> Response:
-    """The API's POST /v1/subscriptions/{id}/redeliver: every dead letter, or the
-    events ticked."""
+    """The API's POST /v1/subscriptions/{id}/redeliver: every dead letter (`which`
+    is `all`), or the events ticked (`selected`). Any other `which`, or none, is
+    refused naming it, and nothing is requeued."""
+    which = form.get("which")
+    if which not in ("all", "selected"):
+        raise ValidationFailed(
+            "say which dead letters to redeliver",
+            errors=[FieldError("must be all or selected", "which")],
+        )
     chosen = form.all("event")
-    if form.get("which") == "selected" and not chosen:
+    if which == "selected" and not chosen:
         raise ValidationFailed(
             "tick the dead letters to redeliver", errors=[FieldError("none ticked", "event")]
         )
-    data = parsed(feeds_api.Redelivery, events=chosen if form.get("which") == "selected" else None)
+    data = parsed(feeds_api.Redelivery, events=chosen if which == "selected" else None)
     done = feeds_api.redeliver(request, session, manage, subscription_id, data)
     return redirect(f"/console/subscriber/subscriptions?redelivered={int(done['requeued'])}")
 

@@ -1,4 +1,8 @@
-"""A record's image: the publisher uploads it; subscribers get it in their view."""
+"""A record's image: the publisher uploads it; subscribers get it in their view.
+
+`preview` is no route: it is how the console shows a publisher its image as
+another reader would get it (see `service.Preview`), answered like `read`.
+"""
 
 import json
 from typing import Annotated
@@ -6,12 +10,14 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
+from sqlalchemy.orm import Session
 
-from exchange.catalog.access import PublishAccess, ReadAccess, refusals_logged
+from exchange.catalog.access import ProductAccess, PublishAccess, ReadAccess, refusals_logged
 from exchange.db import SessionDep
 from exchange.images import service
 from exchange.privacy.views import label
 from exchange.records.body import read_limited
+from policies.decision import VIEWS_MOST_PROTECTIVE_FIRST
 
 router = APIRouter(prefix="/v1/products/{product}/records/{record_id}/image", tags=["images"])
 
@@ -72,8 +78,30 @@ def read(request: Request, session: SessionDep, access: ReadAccess, record_id: s
     header and in the read's audit entry. Denied where the view withholds images."""
     with refusals_logged(session, request, access):
         served = service.serve(session, request, access, record_id)
+    return _image(access.decision.view, served)
+
+
+def preview(
+    request: Request,
+    session: Session,
+    access: ProductAccess,
+    record_id: str,
+    as_seen_by: service.Preview,
+) -> Response:
+    """The record's image for one who may read it, in the more protective of its
+    own and `as_seen_by`'s treatments; audited (and refused, logged) as
+    `image.preview` under the access's own decision."""
+    with refusals_logged(session, request, access, action=service.PREVIEW):
+        served = service.serve(session, request, access, record_id, preview=as_seen_by)
+    shown = min(
+        access.decision.view, as_seen_by.decision.view, key=VIEWS_MOST_PROTECTIVE_FIRST.index
+    )
+    return _image(shown, served)
+
+
+def _image(view: str, served: service.Served) -> Response:
     headers = {
-        "Exchange-View": access.decision.view,
+        "Exchange-View": view,
         "Exchange-Treatment": served.treatment,
         "Exchange-Label": label({"image": served.treatment}),
         "Cache-Control": "private, no-store",

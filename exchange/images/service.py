@@ -5,6 +5,13 @@ The image field's treatment decides what leaves: `raw` the uploaded bytes exactl
 metadata gone, made afresh for each read with its receipt, `withheld` nothing.
 The boxes are the record's own (its image field lists them), so what is hidden
 is what the publisher declared when publishing the record.
+
+A preview (`Preview`) shows one who may read the image (its publisher) what
+another reader would get: per image, the more protective of the two treatments,
+so it never shows more than either decision allows. It is audited as
+`image.preview` with the viewer's own decision (its real view) and, in the
+details, the other reader's hypothetical decision: not as a `read` in a view the
+viewer's decision never gave, which a policy dry-run would replay as a flip.
 """
 
 import hashlib
@@ -18,16 +25,20 @@ from sqlalchemy.orm import Session
 
 from exchange.auditing.trail import Origin, record_allowed
 from exchange.catalog.access import ProductAccess
-from exchange.catalog.models import FieldType
+from exchange.catalog.models import FieldSpec, FieldType
 from exchange.errors import AccessDenied, Conflict, FieldError, NotFound, ValidationFailed
 from exchange.grants import service as grants
 from exchange.images.models import RecordImage
 from exchange.keyring.service import Keyring
-from exchange.privacy import redaction
+from exchange.privacy import redaction, views
 from exchange.privacy.sealing import DataKey
 from exchange.records import service as records
 from exchange.records.models import Record
 from exchange.records.sealed import opened
+from policies import Decision, Subject
+from policies.decision import TREATMENTS_MOST_PROTECTIVE_FIRST
+
+PREVIEW = "image.preview"  # the audit action of a preview; a dry-run does not replay it
 
 
 @dataclass(frozen=True)
@@ -40,6 +51,41 @@ class Stored:
     size: int
     boxes: int
     original_sha256: str
+
+
+@dataclass(frozen=True)
+class Preview:
+    """Another reader's decision on the same read, asked of the policy for a reader
+    who made no request (`subject`, whose organisation holds grants for `granted`)."""
+
+    subject: Subject
+    granted: frozenset[str]
+    decision: Decision
+
+    def treatment(self, fields: list[FieldSpec], field: str) -> str:
+        """The image field's treatment in that reader's view: withheld if denied."""
+        if not self.decision.allowed:
+            return "withheld"
+        shaped = views.treatments(self.decision.view, fields, self.decision.treatments)
+        return shaped.get(field, "withheld")
+
+    def as_logged(self, purpose: str, image: str) -> dict[str, Any]:
+        """What the audit entry says of the preview: whom it showed the image as, and
+        that reader's decision and treatment of the image (`image`)."""
+        return {
+            "as": {
+                "kind": self.subject.kind,
+                "roles": sorted(self.subject.roles),
+                "organization": self.subject.organization or None,
+                "granted": sorted(self.granted),
+            },
+            "purpose": purpose,
+            "allowed": self.decision.allowed,
+            "rule": list(self.decision.rule) if self.decision.rule else None,
+            "view": self.decision.view if self.decision.allowed else None,
+            "reason": self.decision.reason,
+            "image": image,
+        }
 
 
 @dataclass(frozen=True)
@@ -189,13 +235,25 @@ def _store(
     )
 
 
-def serve(session: Session, request: Request, access: ProductAccess, record_id: str) -> Served:
-    """The record's image as the view shows it, audited as a read of that record.
-    Raises AccessDenied where the view withholds images, NotFound without one."""
+def serve(
+    session: Session,
+    request: Request,
+    access: ProductAccess,
+    record_id: str,
+    *,
+    preview: Preview | None = None,
+) -> Served:
+    """The record's image as the view shows it, audited as a read of that record;
+    with `preview`, in the more protective of the access's and the preview's
+    treatments, audited as `image.preview` (see the module's docstring). Raises
+    AccessDenied where the view withholds images, NotFound without one."""
     field = _image_field(access)
     product_id = access.described.product.id
     assert product_id is not None
     treatment = records.field_treatments(access).get(field, "withheld")
+    theirs = preview.treatment(access.described.definition.fields, field) if preview else None
+    if theirs is not None:
+        treatment = min(treatment, theirs, key=TREATMENTS_MOST_PROTECTIVE_FIRST.index)
     if treatment not in ("raw", "redacted"):
         raise AccessDenied(
             f"for {access.purpose}, this view withholds {field}",
@@ -227,7 +285,16 @@ def serve(session: Session, request: Request, access: ProductAccess, record_id: 
             "output_sha256": receipt.output_sha256,
             "boxes": len(receipt.boxes),
         }
+    if preview is not None and theirs is not None:
+        details["preview"] = preview.as_logged(access.purpose, theirs)
     records.audit_read(
-        session, request, request.app.state.subjects, access, [row], [content], details
+        session,
+        request,
+        request.app.state.subjects,
+        access,
+        [row],
+        [content],
+        details,
+        action="read" if preview is None else PREVIEW,
     )
     return served

@@ -1,8 +1,11 @@
-"""How many records each product received per UTC day of publication.
+"""How many records each product received per UTC day of publication, and where
+its newest records begin.
 
-Read-only, and counts only: no record's content, sealed or clear, is touched, so
-it needs no data key and reveals nothing a record holds. Callers decide first who
-may see a product's publishing activity (its owner: `publish` on the product).
+Read-only, counts and sequence numbers only: no record's content, sealed or
+clear, is touched, so it needs no data key and reveals nothing a record holds.
+Callers decide first who may see a product's publishing activity (its owner:
+`publish` on the product), and read the records themselves through the records
+service, under a read decision.
 
 The day is the UTC calendar day of `published_at`. PostgreSQL stores it with its
 zone and is asked for the day in UTC; SQLite keeps the UTC time without a zone,
@@ -44,3 +47,17 @@ def published_per_day(
         moment = when if isinstance(when, date) else date.fromisoformat(when)
         counts.setdefault(slug, {})[moment] = count
     return counts
+
+
+def newest_after(session: Session, product_id: int, count: int) -> int | None:
+    """The read cursor (`after`, a seq) from which the product's `count` newest
+    records follow; None where it holds no more than `count` (read from the start).
+    Taken from the records there are, so erased or expired ones leave no gap."""
+    nth = session.scalar(
+        select(Record.seq)
+        .where(Record.product_id == product_id)
+        .order_by(Record.seq.desc())
+        .offset(count - 1)
+        .limit(1)
+    )
+    return None if nth is None else nth - 1

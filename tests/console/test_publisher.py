@@ -3,6 +3,7 @@ used my data, my images next to what companies see of them — and everyone else
 kept out, with the refusal in the audit log."""
 
 import io
+import json
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,7 +12,7 @@ import pytest
 from PIL import Image
 
 from connectors.fleet.photos import scene
-from tests.conftest import Exchange
+from tests.conftest import Exchange, run_cli
 from tests.console.conftest import text_of
 from tests.products import capture, captures_product
 from tests.responses import ok
@@ -122,9 +123,10 @@ def test_usage_shows_mapco_s_read_with_its_purpose_and_its_refusals(exchange, br
         text_of(row)
         for row in re.findall(r"<tr>\s*<td class=\"organization\">.*?</tr>", section.group(0), re.S)
     ]
-    assert "lingnan-maps navigation safety read 2 4 0" in rows
-    assert "lingnan-maps commercial read 0 0 1" in rows
-    assert "gz-traffic-police law enforcement read 1 3 0" in rows
+    assert "lingnan-maps navigation safety 2 4 0" in rows
+    assert "lingnan-maps commercial 0 0 1" in rows
+    assert "gz-traffic-police law enforcement 1 3 0" in rows
+    assert ">read<" not in section.group(0)  # the answer says nothing of the action
     (entry,) = audit(exchange, action="usage.read", actor=exchange.parties["fleet"].client_id)
     assert entry["decision"] == "allow"
 
@@ -156,19 +158,23 @@ def with_photo(n: int) -> dict[str, Any]:
     return capture(n, photo={"ref": f"captures/{n}.jpg", "boxes": scene_of(n)[1]})
 
 
-@pytest.fixture
-def imaged(exchange: Exchange) -> Exchange:
+def with_photos(exchange: Exchange, product: str = PRODUCT, tier: str = "open") -> None:
     """Records 1–3 with boxes; 1 and 2 have their photo uploaded."""
-    exchange.register("fleet", captures_product())
-    ok(exchange.publish("fleet", PRODUCT, [with_photo(n) for n in range(1, 4)]))
+    exchange.register("fleet", captures_product(product, tier))
+    ok(exchange.publish("fleet", product, [with_photo(n) for n in range(1, 4)]))
     for n in (1, 2):
         response = exchange.put(
             "fleet",
-            f"/v1/products/{PRODUCT}/records/cap-{n:06d}/image",
+            f"/v1/products/{product}/records/cap-{n:06d}/image",
             content=scene_of(n)[0],
             headers={"Content-Type": "image/jpeg"},
         )
         assert response.status_code == 200, response.text
+
+
+@pytest.fixture
+def imaged(exchange: Exchange) -> Exchange:
+    with_photos(exchange)
     return exchange
 
 
@@ -220,9 +226,160 @@ def test_the_preview_is_what_mapco_gets_and_differs_from_the_raw_where_the_plate
     assert mapco.status_code == 200
     assert preview.content == mapco.content  # the same redaction, byte for byte
     fleet_id = imaged.parties["fleet"].client_id
-    reads = audit(imaged, action="read", actor=fleet_id, decision="allow")
-    views = sorted((entry["view"], entry["details"].get("image")) for entry in reads)
-    assert views == [("protected", "redacted"), ("raw", "raw")]
+    (read,) = audit(imaged, action="read", actor=fleet_id, decision="allow")
+    assert (read["view"], read["details"]["image"]) == ("raw", "raw")
+
+
+def test_the_preview_is_logged_as_a_preview_under_the_publisher_s_own_decision(imaged, browser):
+    fleet_id = imaged.parties["fleet"].client_id
+
+    assert browser("fleet").get(console_image(1, "protected")).status_code == 200
+
+    assert not audit(imaged, action="read", actor=fleet_id)
+    (entry,) = audit(imaged, action="image.preview", actor=fleet_id)
+    assert (entry["decision"], entry["view"], entry["purpose"]) == (
+        "allow",
+        "raw",  # what the fleet's own rule gives it, not the company's view
+        "navigation_safety",
+    )
+    assert entry["details"]["image"] == "redacted"  # the treatment applied: the stricter
+    assert entry["details"]["receipt"]["boxes"] == len(scene_of(1)[1])
+    preview = entry["details"]["preview"]
+    assert preview["as"] == {
+        "kind": "enterprise",
+        "roles": ["subscriber"],
+        "organization": None,
+        "granted": [],  # an open product: companies read it without a grant
+    }
+    assert (preview["purpose"], preview["allowed"], preview["view"], preview["image"]) == (
+        "navigation_safety",
+        True,
+        "protected",
+        "redacted",
+    )
+    assert preview["rule"][:2] == ["kind:enterprise+role:subscriber", "tier:open"]
+
+
+def dry_run_of_the_unchanged_policy(exchange: Exchange) -> dict[str, Any]:
+    lines = ok(exchange.get("steward", "/v1/policies"))["lines"]
+    result = ok(
+        exchange.post(
+            "steward",
+            "/v1/policies/dry-run",
+            json={"lines": lines, "matrix": False, "replay": {}},
+        )
+    )
+    return dict(result["replay"])
+
+
+def test_a_preview_makes_no_false_flip_in_a_dry_run_of_the_unchanged_policy(imaged, browser):
+    fleet = browser("fleet")
+    assert fleet.get("/console/publisher/images").status_code == 200
+    assert fleet.get(console_image(1, "protected")).status_code == 200
+    assert fleet.get(console_image(1, "raw")).status_code == 200
+
+    replay = dry_run_of_the_unchanged_policy(imaged)
+
+    assert replay["flipped"] == 0, replay["groups"]
+    assert replay["groups"] == []
+    assert replay["replayed"] >= 2  # the page's read of the records and the raw image
+    assert replay["skipped"]["action image.preview is not replayed"] == 1
+
+
+def test_a_preview_refused_for_a_purpose_companies_never_get_is_not_replayed(exchange, browser):
+    government_only_with_a_photo(exchange, "hotline")
+    hotline = browser("hotline")
+    preview = "/console/publisher/images/city-only/cap-000001?view=protected&purpose=research"
+
+    assert hotline.get(preview).status_code == 404
+
+    (entry,) = audit(exchange, actor=exchange.parties["hotline"].client_id, decision="deny")
+    assert (entry["action"], entry["view"]) == ("image.preview", "raw")
+    assert dry_run_of_the_unchanged_policy(exchange)["flipped"] == 0
+
+
+def test_a_regulated_product_is_previewed_as_a_company_holding_a_grant(exchange, browser):
+    with_photos(exchange, REGULATED, "regulated")
+    path = f"/console/publisher/images/{REGULATED}/cap-000001?view=protected&purpose=research"
+
+    preview = browser("fleet").get(path)
+
+    assert preview.status_code == 200, text_of(preview.text)[:300]
+    assert preview.headers["exchange-treatment"] == "redacted"
+    (entry,) = audit(exchange, action="image.preview")
+    company = entry["details"]["preview"]
+    assert company["as"]["granted"] == ["research"]
+    assert company["rule"][:4] == ["role:subscriber", "tier:regulated", "read", "@granted"]
+    assert not audit(exchange, action="access_request.create")  # nothing was asked or granted
+    assert not ok(exchange.get("steward", "/v1/grants"))["grants"]
+
+
+def test_an_open_product_is_previewed_as_a_company_holding_no_grant(imaged, browser):
+    """Under a policy where companies read open products only with a grant, a
+    company without one gets nothing: so the preview shows nothing either."""
+    lines = ok(imaged.get("steward", "/v1/policies"))["lines"]
+    declared = "p, kind:enterprise+role:subscriber, tier:open, read, @declared, protected, allow"
+    granted = "p, role:subscriber, tier:open, read, @granted, protected, allow"
+    assert declared in lines
+    lines = [line for line in lines if line != declared] + [granted]
+    changed = imaged.put(
+        "steward", "/v1/policies", json={"lines": lines, "reason": "open data by grant only"}
+    )
+    assert changed.status_code == 200, changed.text
+    fleet = browser("fleet")
+
+    listed = fleet.get("/console/publisher/images")
+    preview = fleet.get(console_image(1, "protected"))
+
+    assert "view=protected" not in listed.text
+    assert "Companies get no protected view" in text_of(listed.text)
+    assert preview.status_code == 404, preview.headers
+    assert fleet.get(console_image(1, "raw")).status_code == 200
+
+
+def test_the_images_page_shows_the_newest_records_after_newer_ones_are_gone(
+    exchange, browser, settings
+):
+    """Records 4–9 were published last but captured long ago: retention removes
+    them, and the page still shows the newest records there are (1–3)."""
+    with_photos(exchange)
+    old = [capture(n, captured_at="2025-01-01T08:00:00Z") for n in range(4, 10)]
+    ok(exchange.publish("fleet", PRODUCT, old))
+    removed = json.loads(run_cli(settings, "retention", "run"))
+    assert [(each["product"], each["records"]) for each in removed] == [(PRODUCT, 6)]
+
+    response = browser("fleet").get("/console/publisher/images")
+
+    assert response.status_code == 200, text_of(response.text)[:500]
+    shown = re.findall(r'id="record-(cap-\d+)"', response.text)
+    assert shown == ["cap-000003", "cap-000002", "cap-000001"]
+
+
+def test_the_images_page_shows_only_the_newest_records(exchange, browser):
+    with_photos(exchange)
+    ok(exchange.publish("fleet", PRODUCT, [with_photo(n) for n in range(4, 12)]))
+
+    response = browser("fleet").get("/console/publisher/images")
+
+    shown = re.findall(r'id="record-(cap-\d+)"', response.text)
+    assert shown == [f"cap-{n:06d}" for n in range(11, 5, -1)]
+
+
+def test_a_purpose_that_is_not_a_purpose_name_is_a_bad_request(imaged, browser):
+    response = browser("fleet").get(console_image(1, "raw", "Not a purpose!"))
+    assert response.status_code == 400
+    assert "purpose" in text_of(response.text)
+    (entry,) = audit(imaged, action="read", actor=imaged.parties["fleet"].client_id)
+    assert (entry["decision"], entry["purpose"]) == ("deny", "Not a purpose!")
+
+
+def test_an_unknown_product_s_image_is_not_found_and_the_refusal_logged(imaged, browser):
+    response = browser("fleet").get(
+        "/console/publisher/images/nope/cap-000001?view=raw&purpose=research"
+    )
+    assert response.status_code == 404
+    (entry,) = audit(imaged, actor=imaged.parties["fleet"].client_id, decision="deny")
+    assert (entry["action"], entry["product"]) == ("read", "nope")
 
 
 def test_a_record_without_an_uploaded_photo_is_not_found(imaged, browser):

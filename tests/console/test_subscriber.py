@@ -123,6 +123,8 @@ def test_a_subscriber_sees_its_subscription_s_health_and_dead_letter(
     assert "400" in cell(row, "last-error")
     dead = re.search(rf'id="dead-{dead_letter}".*?</section>', response.text, re.S)
     assert dead and 'name="event" value="1"' in dead.group(0)
+    headers = re.findall(r"<th[^>]*>(.*?)</th>", dead.group(0), re.S)
+    assert text_of(headers[0]) == "Select 选择"  # the checkbox column has a header
     assert f'action="/console/subscriber/subscriptions/{dead_letter}/redeliver"' in dead.group(0)
 
 
@@ -183,6 +185,31 @@ def test_bad_redelivery_input_is_refused_naming_the_field(
 
     assert response.status_code in (400, 422), response.status_code
     assert named in text_of(response.text)
+    assert health(exchange, dead_letter)["dead_letters"] == 1
+    assert not audit(exchange, action="subscription.redeliver")
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        [],
+        [("which", "")],
+        [("which", "everything")],
+        [("event", "1")],
+        [("which", "ALL"), ("event", "1")],
+    ],
+)
+def test_a_redelivery_that_does_not_say_all_or_selected_requeues_nothing(
+    exchange, browser, dead_letter, fields
+):
+    police = browser("police")
+    police.get("/console/subscriber/subscriptions")
+
+    response = police.submit(f"/console/subscriber/subscriptions/{dead_letter}/redeliver", fields)
+
+    assert response.status_code == 422, response.status_code
+    assert "which" in text_of(response.text)
+    assert "must be all or selected" in text_of(response.text)
     assert health(exchange, dead_letter)["dead_letters"] == 1
     assert not audit(exchange, action="subscription.redeliver")
 
@@ -281,6 +308,35 @@ def test_the_lab_sees_its_own_requests_and_grants_only(exchange, browser, asked)
     grant = text_of(row_of(response.text, f"grant-{asked['grant']['id']}"))
     assert "active" in grant and asked["grant"]["expires_at"] in grant and "0 / 500" in grant
     assert "Navigation does not need near misses" not in response.text
+
+
+def test_the_headings_say_whose_requests_and_grants_are_shown(exchange, browser, asked):
+    words = text_of(browser("lab").get("/console/subscriber/requests").text)
+
+    assert "Access requests you may see" in words
+    assert "Grants you may see" in words
+    assert "My organisation" not in words
+
+
+def test_paging_links_carry_their_values_urlencoded(exchange, browser, asked, monkeypatch):
+    """A cursor the API accepts may hold characters a URL gives meaning to (the
+    decoder skips what is not base64): the next page's link keeps it a value."""
+    monkeypatch.setattr("exchange.console.subscriber.PAGE_SIZE", 1)
+    first = ok(exchange.get("lab", "/v1/grants", params={"active": "false"}))
+    assert first["next_cursor"] is None
+    odd = "&#?" + "eyJhZnRlciI6IDB9"  # the cursor of position 0, with URL syntax
+    lab = browser("lab")
+
+    response = lab.get("/console/subscriber/requests", params={"grants_cursor": odd})
+
+    assert response.status_code == 200, text_of(response.text)[:500]
+    link = re.search(r'<a href="\?([^"]*)">More requests', response.text)
+    assert link, "a second page of requests"
+    query = link.group(1).replace("&amp;", "&")
+    assert query.endswith("&grants_cursor=%26%23%3FeyJhZnRlciI6IDB9")
+    following = lab.get("/console/subscriber/requests?" + query)
+    assert following.status_code == 200, text_of(following.text)[:500]
+    assert len(re.findall(r'<tr id="request-(\d+)"', following.text)) == 1
 
 
 def test_mapco_sees_its_denial_and_not_the_lab_s_grant(exchange, browser, asked):
