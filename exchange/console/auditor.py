@@ -42,7 +42,7 @@ Text = Annotated[str, Query(max_length=200)]
 
 @router.get("", include_in_schema=False)
 def landing(request: Request, session: SessionDep, caller: ConsoleCaller) -> Response:
-    return section_entry(request, session, caller, (("/console/audit/entries", "audit", "read"),))
+    return section_entry(request, session, caller, "/console/audit")
 
 
 def entry_filters(

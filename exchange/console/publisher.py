@@ -48,16 +48,6 @@ from policies import PolicyEngine, Subject
 
 router = APIRouter(prefix="/console/publisher", route_class=ConsoleRoute, tags=["console"])
 
-PAGES = (
-    ("/console/publisher/products", "catalog", "register"),
-    ("/console/publisher/usage", "usage", "read"),
-    ("/console/publisher/images", "catalog", "register"),
-)
-TABS = (
-    ("/console/publisher/products", "My products", "我的数据产品"),
-    ("/console/publisher/usage", "Usage", "使用情况"),
-    ("/console/publisher/images", "Images", "图像"),
-)
 DAYS = 14
 PAGE_SIZE = 25
 MOST_PRODUCTS = 200  # the catalog's largest page: the images page's choice of product
@@ -72,7 +62,7 @@ Purpose = Annotated[str | None, Query(max_length=64)]
 
 @router.get("", include_in_schema=False)
 def entry(request: Request, session: SessionDep, caller: ConsoleCaller) -> Response:
-    return section_entry(request, session, caller, PAGES)
+    return section_entry(request, session, caller, "/console/publisher")
 
 
 def _mine(
@@ -114,7 +104,6 @@ def products(
     return page(
         request,
         "publisher_products.html",
-        tabs=TABS,
         listing=listing,
         days=days,
         per_day=per_day,
@@ -164,7 +153,6 @@ def usage(
     return page(
         request,
         "publisher_usage.html",
-        tabs=TABS,
         by_product=_by_product(found.usage),
         product=product or "",
     )
@@ -226,7 +214,7 @@ def images(
     chosen = next((found for found in imaged if found.slug == product), None)
     if product and chosen is None:
         raise NotFound(f"no product {product!r} of yours has images")
-    context: dict[str, Any] = {"tabs": TABS, "imaged": imaged, "chosen": None}
+    context: dict[str, Any] = {"imaged": imaged, "chosen": None}
     if not imaged:
         return page(request, "publisher_images.html", **context)
     chosen = chosen or imaged[0]

@@ -24,17 +24,13 @@ router.include_router(policy_editor.router)
 
 ManageGrants = Annotated[SystemAccess, console_access("grants", "manage")]
 PAGE_SIZE = 50
-PAGES = (
-    ("/console/steward/requests", "grants", "manage"),
-    ("/console/steward/policy", "policy", "manage"),
-)
 Status = Literal["pending", "approved", "denied", "all"]
 
 
 @router.get("", include_in_schema=False)
 def steward(request: Request, session: SessionDep, caller: ConsoleCaller) -> Response:
     """The queue for those who manage grants, else the policy; a logged refusal for others."""
-    return section_entry(request, session, caller, PAGES)
+    return section_entry(request, session, caller, "/console/steward")
 
 
 def _done(done: str | None, request_id: int | None, grant_id: int | None) -> str | None:

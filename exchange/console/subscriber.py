@@ -22,14 +22,6 @@ from exchange.grants import router as grants_api
 
 router = APIRouter(prefix="/console/subscriber", route_class=ConsoleRoute, tags=["console"])
 
-PAGES = (
-    ("/console/subscriber/subscriptions", "feeds", "manage"),
-    ("/console/subscriber/requests", "grants", "read"),
-)
-TABS = (
-    ("/console/subscriber/subscriptions", "My subscriptions", "我的订阅"),
-    ("/console/subscriber/requests", "Requests and grants", "申请与授权"),
-)
 PAGE_SIZE = 50
 DEAD_SHOWN = 200  # dead letters listed for choosing; "all" redelivers every one
 
@@ -39,7 +31,7 @@ ReadGrants = Annotated[SystemAccess, console_access("grants", "read")]
 
 @router.get("", include_in_schema=False)
 def entry(request: Request, session: SessionDep, caller: ConsoleCaller) -> Response:
-    return section_entry(request, session, caller, PAGES)
+    return section_entry(request, session, caller, "/console/subscriber")
 
 
 @router.get("/subscriptions", include_in_schema=False)
@@ -65,7 +57,6 @@ def subscriptions(
     return page(
         request,
         "subscriber_subscriptions.html",
-        tabs=TABS,
         subscriptions=listing,
         dead=dead,
         notice=notice,
@@ -124,7 +115,6 @@ def requests(
     return page(
         request,
         "subscriber_requests.html",
-        tabs=TABS,
         asked=asked,
         held=held,
         wanted=status or "",
