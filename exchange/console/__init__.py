@@ -1,9 +1,10 @@
 """The web console at /console: the API's own routes, rendered as pages per role.
 
 Stewards, auditors, publishers and subscribers sign in with their principal's
-client id and secret (`session`); each section's pages call the API's route
-functions for their data and their actions, so every decision, view and audit
-entry is the API's (`pages`). Nothing here is a second source of truth.
+client id and secret (`session`); `sections` says which sections and tabs the
+policy opens to each. Each section's pages call the API's route functions for
+their data and their actions, so every decision, view and audit entry is the
+API's (`pages`). Nothing here is a second source of truth.
 """
 
 from fastapi import FastAPI

@@ -25,7 +25,8 @@ from exchange.auditing.trail import record_allowed
 from exchange.auth import SystemAccess
 from exchange.console.charts import PALETTE, Series, stacked_bars
 from exchange.console.pages import ConsoleRoute, page, parsed, redirect
-from exchange.console.session import ConsoleCaller, FormDep, console_access, section_entry
+from exchange.console.sections import section_entry
+from exchange.console.session import ConsoleCaller, FormDep, console_access
 from exchange.db import SessionDep
 from exchange.errors import BadRequest, FieldError
 from exchange.timeutil import utcnow

@@ -36,7 +36,8 @@ from exchange.catalog.access import decide_access, refusals_logged
 from exchange.catalog.models import FieldType, ProductPublic, Tier
 from exchange.catalog.service import Described
 from exchange.console.pages import ConsoleRoute, page
-from exchange.console.session import ConsoleCaller, console_access, section_entry
+from exchange.console.sections import section_entry
+from exchange.console.session import ConsoleCaller, console_access
 from exchange.db import SessionDep
 from exchange.errors import AccessDenied, NotFound
 from exchange.images import router as images_api

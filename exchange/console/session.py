@@ -16,20 +16,19 @@ origin is refused before anything is done.
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Depends, Request, Response
-from sqlalchemy.orm import Session
 
-from exchange.auth import Caller, caller_of, decide, engine, system_access
+from exchange.auth import Caller, caller_of, system_access
 from exchange.console.pages import ConsoleRoute, SignInRequired, page, redirect
+from exchange.console.sections import Section, open_to
 from exchange.db import SessionDep
 from exchange.errors import ExchangeError, Unauthorized
 from exchange.identity.router import InvalidClient, issue_token
 from exchange.records.body import read_limited
-from policies import Resource
 
 SESSION_COOKIE = "exchange_console"
 SIGN_IN_COOKIE = "exchange_console_sign_in"
@@ -37,94 +36,6 @@ SIGN_IN_FORM_SECONDS = 600
 MAX_FORM_BYTES = 2_000_000  # a policy of some thousand lines fits
 
 router = APIRouter(prefix="/console", route_class=ConsoleRoute, tags=["console"])
-
-
-@dataclass(frozen=True)
-class Tab:
-    """A page of a section, shown to whoever the policy lets do `action` on
-    `system:<part>` (its route makes the same decision, logged)."""
-
-    path: str
-    english: str
-    chinese: str
-    part: str
-    action: str
-
-
-@dataclass(frozen=True)
-class Section:
-    """A part of the console: in the navigation for whoever may open one of its
-    tabs (the catalog, with none, for everyone)."""
-
-    path: str
-    english: str
-    chinese: str
-    tabs: tuple[Tab, ...] = ()
-
-    def tab_at(self, path: str) -> Tab | None:
-        """The tab a path belongs to: the longest tab path it starts with."""
-        found = [tab for tab in self.tabs if path == tab.path or path.startswith(tab.path + "/")]
-        return max(found, key=lambda tab: len(tab.path), default=None)
-
-
-SECTIONS = (
-    Section("/console/catalog", "Catalog", "目录"),
-    Section(
-        "/console/steward",
-        "Steward",
-        "数据管理",
-        (
-            Tab("/console/steward/requests", "Access requests", "访问申请", "grants", "manage"),
-            Tab("/console/steward/grants", "Grants", "授权", "grants", "manage"),
-            Tab("/console/steward/policy", "Policy", "策略", "policy", "manage"),
-            Tab("/console/steward/policy/versions", "Versions", "版本", "policy", "manage"),
-        ),
-    ),
-    Section(
-        "/console/audit",
-        "Audit",
-        "审计",
-        (
-            Tab("/console/audit/entries", "Entries", "审计记录", "audit", "read"),
-            Tab("/console/audit/checkpoint", "Checkpoint", "检查点", "audit", "read"),
-            Tab("/console/audit/subjects", "Subject report", "数据主体报告", "audit", "read"),
-            Tab("/console/audit/charts", "Charts", "图表", "audit", "read"),
-        ),
-    ),
-    Section(
-        "/console/publisher",
-        "Publisher",
-        "发布方",
-        (
-            Tab(
-                "/console/publisher/products", "My products", "我的数据产品", "catalog", "register"
-            ),
-            Tab("/console/publisher/usage", "Usage", "使用情况", "usage", "read"),
-            Tab("/console/publisher/images", "Images", "图像", "catalog", "register"),
-        ),
-    ),
-    Section(
-        "/console/subscriber",
-        "Subscriber",
-        "订阅方",
-        (
-            Tab(
-                "/console/subscriber/subscriptions",
-                "My subscriptions",
-                "我的订阅",
-                "feeds",
-                "manage",
-            ),
-            Tab(
-                "/console/subscriber/requests",
-                "Requests and grants",
-                "申请与授权",
-                "grants",
-                "read",
-            ),
-        ),
-    ),
-)
 
 
 @dataclass(frozen=True)
@@ -140,28 +51,9 @@ class Viewer:
         return next((s for s in self.sections if path.startswith(s.path)), None)
 
 
-def _open_to(request: Request, caller: Caller) -> tuple[Section, ...]:
-    """Each section as the caller may see it (asked of the policy, not logged)."""
-    policy = engine(request)
-    allowed = {
-        (tab.part, tab.action): policy.decide(
-            caller.subject, Resource.system(tab.part), tab.action
-        ).allowed
-        for section in SECTIONS
-        for tab in section.tabs
-    }
-    shown = [
-        replace(section, tabs=tuple(t for t in section.tabs if allowed[t.part, t.action]))
-        for section in SECTIONS
-    ]
-    return tuple(
-        section
-        for section, every in zip(shown, SECTIONS, strict=True)
-        if section.tabs or not every.tabs
-    )
-
-
 class FormRefused(ExchangeError):
+    """A form without this session's CSRF token, or from another origin."""
+
     status, code, title = 403, "csrf_rejected", "Form refused"
 
 
@@ -187,7 +79,7 @@ def console_caller(request: Request, session: SessionDep) -> Caller:
     caller = caller_of(session, claims.subject)
     if caller is None:
         raise SignInRequired("disabled")
-    viewer = Viewer(caller, _csrf(request, "session", claims.token_id), _open_to(request, caller))
+    viewer = Viewer(caller, _csrf(request, "session", claims.token_id), open_to(request, caller))
     request.state.viewer = viewer
     return caller
 
@@ -314,15 +206,3 @@ def home(request: Request, _caller: ConsoleCaller) -> Response:
     """The first section the viewer may open after the catalog, else the catalog."""
     sections = request.state.viewer.sections
     return redirect(sections[1].path if len(sections) > 1 else sections[0].path)
-
-
-def section_entry(request: Request, session: Session, caller: Caller, path: str) -> Response:
-    """A section's landing: its first tab the viewer may open; if none, the first
-    tab's decision is made, logged and refused."""
-    (section,) = [section for section in SECTIONS if section.path == path]
-    shown = request.state.viewer.section_at(path)
-    if shown is not None and shown.tabs:
-        return redirect(shown.tabs[0].path)
-    first = section.tabs[0]
-    decide(session, request, caller, Resource.system(first.part), first.action)
-    raise AssertionError("decide allows what the engine refused")  # pragma: no cover

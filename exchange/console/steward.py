@@ -14,7 +14,8 @@ from fastapi import APIRouter, Request, Response
 from exchange.auth import SystemAccess
 from exchange.console import policy_editor
 from exchange.console.pages import ConsoleRoute, page, parsed, redirect
-from exchange.console.session import ConsoleCaller, FormDep, console_access, section_entry
+from exchange.console.sections import section_entry
+from exchange.console.session import ConsoleCaller, FormDep, console_access
 from exchange.db import SessionDep
 from exchange.grants import router as grants_api
 from exchange.grants.service import Approval, Refusal

@@ -14,7 +14,8 @@ from fastapi import APIRouter, Query, Request, Response
 
 from exchange.auth import SystemAccess
 from exchange.console.pages import ConsoleRoute, page, parsed, redirect
-from exchange.console.session import ConsoleCaller, FormDep, console_access, section_entry
+from exchange.console.sections import section_entry
+from exchange.console.session import ConsoleCaller, FormDep, console_access
 from exchange.db import SessionDep
 from exchange.errors import FieldError, ValidationFailed
 from exchange.feeds import router as feeds_api
