@@ -4,10 +4,9 @@ organisation's requests and grants and no one else's — and everyone else kept
 out, with the refusal in the audit log."""
 
 import re
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
@@ -17,13 +16,13 @@ from tests.conftest import Exchange
 from tests.console.conftest import text_of
 from tests.feeds.conftest import FEED_SETTINGS
 from tests.feeds.receiver import Receiver, receiving
+from tests.feeds.test_webhooks import eventually
 from tests.products import capture, captures_product
 from tests.responses import ok
 
 PRODUCT = "violation-captures"
 REGULATED = "near-misses"
 JUSTIFICATION = "A study of pedestrian close calls near school crossings in Tianhe."
-T = TypeVar("T")
 
 
 @pytest.fixture
@@ -36,17 +35,6 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
 def receiver() -> Iterator[Receiver]:
     with receiving() as running:
         yield running
-
-
-def eventually(check: Callable[[], T | None], what: str, timeout: float = 20.0) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = check()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def audit(exchange: Exchange, **filters: str) -> list[dict[str, Any]]:
@@ -65,7 +53,7 @@ def settled(exchange: Exchange, sid: int, **wanted: Any) -> dict[str, Any]:
         expected = {"events_waiting": 0, **wanted}
         return shown if all(shown[k] == v for k, v in expected.items()) else None
 
-    return eventually(check, f"subscription {sid} to settle with {wanted}")
+    return eventually(check, f"subscription {sid} to settle with {wanted}", timeout=20.0)
 
 
 def row_of(html: str, element_id: str) -> str:
