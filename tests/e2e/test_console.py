@@ -96,10 +96,12 @@ def test_a_subscriber_asks_for_access_and_the_steward_approves_it(console: Conso
 
 
 def test_an_auditor_filters_the_log_and_sees_the_demo_denial(console: Console):
-    with _api(console, "mapco") as mapco:  # the demo day's step 3 (README)
-        denied = mapco.get(
-            "/v1/products/violation-captures/records", params={"purpose": "commercial"}
-        )
+    records = "/v1/products/violation-captures/records"
+    with _api(console, "police") as police, _api(console, "mapco") as mapco:
+        # the demo day's steps 2 and 3 (README): two allowed reads, then the denied one
+        assert police.get(records, params={"purpose": "law_enforcement"}).status_code == 200
+        assert mapco.get(records, params={"purpose": "navigation_safety"}).status_code == 200
+        denied = mapco.get(records, params={"purpose": "commercial"})
     assert denied.status_code == 403
 
     auditor = console.sign_in("auditor")
