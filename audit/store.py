@@ -271,8 +271,9 @@ def index_subjects(session: Session, entry_index: int, subjects: Sequence[str]) 
             raise AuditWriteError(str(error)) from error
 
 
-def entries_about(session: Session, subject: str, limit: int) -> list[AuditEntry]:
-    indexes = select(col(AuditSubject.entry_index)).where(col(AuditSubject.subject) == subject)
+def entries_about(session: Session, subjects: Sequence[str], limit: int) -> list[AuditEntry]:
+    """The entries indexed under any of the subjects' keys, oldest first."""
+    indexes = select(col(AuditSubject.entry_index)).where(col(AuditSubject.subject).in_(subjects))
     return list(
         session.scalars(
             select(AuditEntry)

@@ -18,10 +18,12 @@ from audit import ProofError
 from audit import store as log
 from audit.export import export_line
 from audit.store import AuditEntry
+from exchange.auditing.subjects import indexed_value
 from exchange.auditing.trail import record_allowed
 from exchange.auth import SystemAccess, system_access
+from exchange.catalog import service as catalog
 from exchange.db import SessionDep
-from exchange.errors import BadRequest, FieldError
+from exchange.errors import BadRequest, FieldError, NotFound
 from exchange.pagination import decode_cursor, encode_cursor
 from exchange.timeutil import query_time
 
@@ -280,9 +282,17 @@ def subject_accesses(
 ) -> EntryList:
     """Every read that returned records about one subject of a product that declares
     a `subject_field` — an access report for a data subject. Sent in the body so the
-    value never appears in a URL; the log keeps only its keyed hash."""
-    subject = request.app.state.subjects.key(query.product, query.subject)
-    rows = log.entries_about(session, subject, query.limit)
+    value never appears in a URL; the log keeps only its keyed hash. Where the
+    product declares the subject's kind, any spelling of it is found (and so are
+    reads indexed before the kind was declared, under the value as written)."""
+    subjects = request.app.state.subjects
+    try:
+        kind = catalog.describe(session, query.product).definition.subject_kind
+    except NotFound:
+        kind = None
+    subject = subjects.key(query.product, indexed_value(kind, query.subject))
+    as_written = subjects.key(query.product, query.subject)
+    rows = log.entries_about(session, sorted({subject, as_written}), query.limit)
     _audited(
         request,
         session,

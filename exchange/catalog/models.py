@@ -24,6 +24,7 @@ from sqlalchemy import JSON, BigInteger, Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from exchange.identity.models import SLUG
+from exchange.linkage.keys import KINDS
 from exchange.timeutil import utcnow
 
 NAME = r"^[a-z_][a-z0-9_]{0,62}$"
@@ -182,6 +183,13 @@ class Definition(SQLModel):
         description="A string field naming the person or vehicle a record is about (a plate); "
         "auditors can then list every read that returned records about one subject.",
     )
+    subject_kind: str | None = Field(
+        default=None,
+        description="What the subject field holds: "
+        + ", ".join(KINDS)
+        + ". Records of products whose subject fields are of one kind can be linked "
+        "(POST /v1/linkage) and cross-checked (POST /v1/cross-checks) on it.",
+    )
     time_field: str | None = Field(
         default=None, description="The timestamp field time-range reads use; default: the first."
     )
@@ -220,6 +228,11 @@ class Definition(SQLModel):
             f.name == self.subject_field and f.type == FieldType.string for f in self.fields
         ):
             raise ValueError(f"subject_field {self.subject_field!r} is not a string field")
+        if self.subject_kind is not None:
+            if self.subject_kind not in KINDS:
+                raise ValueError(f"subject_kind must be one of {', '.join(KINDS)}")
+            if self.subject_field is None:
+                raise ValueError("subject_kind needs a subject_field")
         self.tags = sorted(set(self.tags))
         self.purposes = sorted(set(self.purposes))
         return self
@@ -245,6 +258,7 @@ class ProductUpdate(SQLModel):
     fields: list[FieldSpec] | None = None
     time_field: str | None = None
     subject_field: str | None = None
+    subject_kind: str | None = None
     pseudonym_epoch_days: int | None = None
     grid_resolution: int | None = None
 

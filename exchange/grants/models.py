@@ -20,6 +20,9 @@ class AccessRequest(SQLModel, table=True):
     organization: str = Field(index=True, max_length=64)
     requester: str = Field(max_length=64)
     product: str = Field(max_length=64)
+    partner: str | None = Field(
+        default=None, max_length=64, description="The second product, for a cross-check."
+    )
     purpose: str = Field(max_length=64)
     justification: str = Field(max_length=4000)
     requested_days: int
@@ -37,13 +40,15 @@ class AccessRequest(SQLModel, table=True):
 
 class Grant(SQLModel, table=True):
     """Regulated access for one organisation, product and purpose, until it expires,
-    is revoked or has used its record quota — whichever comes first."""
+    is revoked or has used its record quota — whichever comes first. A grant with a
+    `partner` allows only cross-checks of its two products, never a read of either."""
 
     __tablename__ = "access_grant"
     __table_args__ = (Index("ix_access_grant_holder", "organization", "product"),)
     id: int | None = Field(default=None, primary_key=True)
     organization: str = Field(max_length=64)
     product: str = Field(max_length=64)
+    partner: str | None = Field(default=None, max_length=64)
     purpose: str = Field(max_length=64)
     scope: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(

@@ -105,6 +105,7 @@ class DataKey:
         self._product = str(product_id)
         self._digest_mac = hmac.new(_derive(key, b"content-hash"), digestmod=hashlib.sha256)
         self._blind_mac = hmac.new(_derive(key, b"blind-index"), digestmod=hashlib.sha256)
+        self._subject_mac = hmac.new(_derive(key, b"subject-key"), digestmod=hashlib.sha256)
 
     def seal_fields(self, record_id: str, fields: dict[str, Any], clear: Any) -> bytes:
         """Seal a record's protected fields, bound to its id and to what its row keeps
@@ -136,4 +137,12 @@ class DataKey:
         """The keyed digest a filter on a sealed field is matched against."""
         mac = self._blind_mac.copy()
         mac.update(canonical_json([field, value]))
+        return mac.hexdigest()[:32]
+
+    def subject_key(self, kind: str, key: str) -> str:
+        """The keyed digest of a normalised subject key, which linkage and cross-checks
+        look records up by. Keyed per product: a copy of the database cannot join two
+        products' subjects without both data keys."""
+        mac = self._subject_mac.copy()
+        mac.update(canonical_json([kind, key]))
         return mac.hexdigest()[:32]

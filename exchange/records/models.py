@@ -17,6 +17,7 @@ class Record(SQLModel, table=True):
         UniqueConstraint("product_id", "record_id"),
         UniqueConstraint("product_id", "seq"),
         Index("ix_record_product_id_event_time", "product_id", "event_time"),
+        Index("ix_record_product_id_subject_key", "product_id", "subject_key"),
     )
 
     id: int | None = Field(
@@ -40,5 +41,11 @@ class Record(SQLModel, table=True):
         description="Keyed digests of the sealed fields that filters can match.",
     )
     content_hash: str = Field(max_length=64, description="Keyed digest of the whole record.")
+    subject_key: str | None = Field(
+        default=None,
+        max_length=32,
+        description="Keyed digest of the normalised subject key, if the product declares "
+        "a subject kind and the record has a subject.",
+    )
     event_time: datetime | None = None
     published_at: datetime = Field(default_factory=utcnow)

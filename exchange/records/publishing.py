@@ -176,6 +176,7 @@ def _insert(
                 "content": stored.content,
                 "sealed": stored.sealed,
                 "blind": stored.blind,
+                "subject_key": stored.subject_key,
                 "content_hash": item.digest,
                 "event_time": validation.event_time(item.content, definition),
                 "published_at": now,

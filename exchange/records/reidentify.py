@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from audit import store as log
+from exchange.auditing.subjects import indexed_value
 from exchange.auditing.trail import record_allowed
 from exchange.catalog.access import ProductAccess, ReidentifyAccess, refusals_logged
 from exchange.catalog.models import Sensitivity
@@ -159,5 +160,8 @@ def _audit(
     subject_field = access.described.definition.subject_field
     if matches and field == subject_field:
         # so the subject's access report lists who had the plate re-identified, and why
-        key = request.app.state.subjects.key(access.described.product.slug, value)
+        kind = access.described.definition.subject_kind
+        key = request.app.state.subjects.key(
+            access.described.product.slug, indexed_value(kind, value)
+        )
         log.index_subjects(session, index, [key])

@@ -3,7 +3,8 @@
 - A product update that moves a field into or out of the clear (a sensitivity
   changed, a field added or dropped) reseals the product's rows in the same
   transaction, so no value stays in the clear that the definition now protects,
-  and filters find every row.
+  and filters find every row. So does one that changes the subject field or its
+  kind: every row's subject key is computed again.
 - Records stored before encryption at rest existed (migration 0004) hold every
   field in the clear and an unkeyed content hash. The `exchange` commands that
   migrate (`db upgrade`, `serve`, `demo`) seal them right after the migration,
@@ -56,7 +57,7 @@ def reseal_product(
     session: Session, keyring: Keyring, product_id: int, before: Definition, after: Definition
 ) -> int:
     """Reseal the product's rows if `after` keeps other fields in the clear than
-    `before`; how many rows (0 if nothing changed). The caller commits."""
+    `before`, or another subject key; how many rows (0 if nothing changed). The caller commits."""
     layout = Layout.of(after)
     if layout == Layout.of(before):
         return 0

@@ -6,7 +6,9 @@ type); everything else — personal, sensitive, location and image fields, and a
 field the definition does not know — is sealed with the product's data key
 (`privacy.sealing`). Sealed text and integer fields also get a blind index: a
 keyed digest per value in the `blind` column, which `field=value` filters
-compare. Booleans get none: two digests would give every value away.
+compare. Booleans get none: two digests would give every value away. A product
+that declares a subject kind gets a subject key per record: the keyed digest of
+its subject's normalised value (`linkage.keys`), which linkage looks records up by.
 
 The sealed part is bound to the row's clear columns, so editing any of them in
 the database makes the record fail to open rather than read differently. When a
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from exchange.catalog.models import Definition, FieldType, Sensitivity
+from exchange.linkage.keys import normalised
 from exchange.privacy.sealing import DataKey, SealError
 from exchange.records.models import Record
 
@@ -29,13 +32,27 @@ BLIND_TYPES = frozenset({FieldType.string, FieldType.integer})
 class Layout:
     plain: frozenset[str]
     blind: frozenset[str]
+    subject: tuple[str, str] | None = None
+    """(field, kind) of the subject key, if the product declares one."""
 
     @classmethod
     def of(cls, definition: Definition) -> "Layout":
         fields = definition.fields
         plain = {f.name for f in fields if f.sensitivity == Sensitivity.none}
         blind = {f.name for f in fields if f.name not in plain and f.type in BLIND_TYPES}
-        return cls(frozenset(plain), frozenset(blind))
+        subject = (
+            (definition.subject_field, definition.subject_kind)
+            if definition.subject_field and definition.subject_kind
+            else None
+        )
+        return cls(frozenset(plain), frozenset(blind), subject)
+
+    def subject_key(self, key: DataKey, content: dict[str, Any]) -> str | None:
+        if self.subject is None:
+            return None
+        field, kind = self.subject
+        value = content.get(field)
+        return key.subject_key(kind, normalised(kind, value)) if isinstance(value, str) else None
 
 
 @dataclass(frozen=True)
@@ -45,6 +62,7 @@ class AtRest:
     content: dict[str, Any]
     sealed: bytes
     blind: dict[str, str] | None
+    subject_key: str | None
 
 
 def seal(layout: Layout, key: DataKey, record_id: str, content: dict[str, Any]) -> AtRest:
@@ -55,7 +73,7 @@ def seal(layout: Layout, key: DataKey, record_id: str, content: dict[str, Any]) 
     blind = {name: key.blind(name, secret[name]) for name in sorted(layout.blind) if name in secret}
     stored_blind = blind or None
     sealed = key.seal_fields(record_id, secret, [plain, stored_blind])
-    return AtRest(plain, sealed, stored_blind)
+    return AtRest(plain, sealed, stored_blind, layout.subject_key(key, content))
 
 
 def opened(key: DataKey | None, row: Record) -> dict[str, Any]:
@@ -76,6 +94,7 @@ def reseal(key: DataKey, layout: Layout, rows: Iterable[Record], *, legacy: bool
         content = dict(row.content) if legacy else opened(key, row)
         at_rest = seal(layout, key, row.record_id, content)
         row.content, row.sealed, row.blind = at_rest.content, at_rest.sealed, at_rest.blind
+        row.subject_key = at_rest.subject_key
         if legacy:
             row.content_hash = key.content_hash(content)
         count += 1

@@ -5,7 +5,8 @@ append their audit entry in the same transaction as what they return.
 """
 
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -14,12 +15,13 @@ from sqlalchemy import BigInteger, cast, select
 from sqlalchemy.orm import Session
 
 from audit import store as log
-from exchange.auditing.subjects import SubjectIndex
+from exchange.auditing.subjects import SubjectIndex, indexed_value
 from exchange.auditing.trail import Origin, record_allowed
 from exchange.catalog.access import ProductAccess
 from exchange.catalog.models import FieldType, Sensitivity
 from exchange.errors import BadRequest, FieldError
 from exchange.grants import service as grants
+from exchange.linkage.keys import normalised
 from exchange.privacy import views
 from exchange.privacy.pseudonyms import Epoch, PseudonymKeys
 from exchange.privacy.sealing import DataKey
@@ -38,6 +40,7 @@ class Page:
     records: list[dict[str, Any]]
     next_after: int | None
     pseudonyms_until: datetime | None = None
+    audit_index: int | None = None
 
     @property
     def label(self) -> str:
@@ -213,39 +216,103 @@ def read_page(
 ) -> Page:
     """Records after the cursor, oldest first, shaped by the decision's view; under a
     grant, only within its scope and no more than its quota has left."""
-    product_id = access.described.product.id
-    assert product_id is not None
-    key = request.app.state.keyring.for_reading(session, product_id)
-    if access.grant is not None:
-        limit = min(limit, grants.remaining(access.grant) or limit)
-    query = (
-        select(Record).where(Record.product_id == product_id).order_by(Record.seq).limit(limit + 1)
-    )
-    if after is not None:
-        query = query.where(Record.seq > after)
+    key = request.app.state.keyring.for_reading(session, access.described.product.id)
+    clauses = []
     if since is not None or until is not None:
         _time_window_allowed(access, since, until)
     if since is not None:
-        query = query.where(Record.event_time >= since)
+        clauses.append(Record.event_time >= since)
     if until is not None:
-        query = query.where(Record.event_time < until)
-    for clause in _filter_clauses(access, filters, key):
-        query = query.where(clause)
-    for clause in grants.scope_clauses(access.grant):
-        query = query.where(clause)
-    rows = list(session.scalars(query))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    contents = [sealed.opened(key, row) for row in rows]
-    next_after = rows[-1].seq if more and rows else None
-    page = Shaper.of(request.app.state.pseudonyms, access).page(access, rows, contents, next_after)
+        clauses.append(Record.event_time < until)
+    clauses += _filter_clauses(access, filters, key)
     details = {
         "filters": _logged_filters(request, access, filters),
         "from": since and to_rfc3339(since),
         "until": until and to_rfc3339(until),
     }
-    audit_read(session, request, request.app.state.subjects, access, rows, contents, details)
-    return page
+    return _page(session, request, access, key, clauses, after, limit, details)
+
+
+def read_about(
+    session: Session,
+    request: Request,
+    access: ProductAccess,
+    subject: str,
+    *,
+    after: int | None,
+    limit: int,
+    details: dict[str, Any],
+) -> Page:
+    """The records about one subject: those whose subject key is `subject`'s, in
+    the product's declared kind (`linkage.keys`), oldest first, read as `read_page`
+    reads. The subject field must be shown raw (as a filter on it needs), else
+    BadRequest. Each row's own subject is checked again once opened, so a subject
+    key altered in the database cannot bring in another subject's records."""
+    definition = access.described.definition
+    field, kind = definition.subject_field, definition.subject_kind
+    assert field is not None and kind is not None
+    spec = next(spec for spec in definition.fields if spec.name == field)
+    if problem := _filter_problem(field_treatments(access), field, spec, subject):
+        raise BadRequest(
+            f"records cannot be found by {field}", errors=[FieldError(problem, "value")]
+        )
+    key = request.app.state.keyring.for_reading(session, access.described.product.id)
+    wanted = normalised(kind, subject)
+    digest = key.subject_key(kind, wanted) if key else ""
+    details = {
+        **details,
+        "subject": "keyed:" + request.app.state.subjects.key(access.described.product.slug, wanted),
+    }
+    return _page(
+        session,
+        request,
+        access,
+        key,
+        [Record.subject_key == digest],
+        after,
+        limit,
+        details,
+        keep=lambda content: normalised(kind, str(content.get(field, ""))) == wanted,
+    )
+
+
+def _page(
+    session: Session,
+    request: Request,
+    access: ProductAccess,
+    key: DataKey | None,
+    clauses: list[Any],
+    after: int | None,
+    limit: int,
+    details: dict[str, Any],
+    keep: Callable[[dict[str, Any]], bool] | None = None,
+) -> Page:
+    """The page of rows matching `clauses` (and the grant's scope) after the cursor,
+    opened, shaped and audited; rows whose content `keep` refuses are left out."""
+    if access.grant is not None:
+        limit = min(limit, grants.remaining(access.grant) or limit)
+    query = (
+        select(Record)
+        .where(Record.product_id == access.described.product.id, *clauses)
+        .where(*grants.scope_clauses(access.grant))
+        .order_by(Record.seq)
+        .limit(limit + 1)
+    )
+    if after is not None:
+        query = query.where(Record.seq > after)
+    rows = list(session.scalars(query))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_after = rows[-1].seq if more and rows else None
+    opened = [(row, sealed.opened(key, row)) for row in rows]
+    if keep is not None:
+        opened = [(row, content) for row, content in opened if keep(content)]
+    rows, contents = [row for row, _ in opened], [content for _, content in opened]
+    page = Shaper.of(request.app.state.pseudonyms, access).page(access, rows, contents, next_after)
+    index = audit_read(
+        session, request, request.app.state.subjects, access, rows, contents, details
+    )
+    return replace(page, audit_index=index)
 
 
 def read_one(
@@ -325,6 +392,11 @@ def audit_read(
         grants.consume(session, access.grant, len(rows))
     subject_field = access.described.definition.subject_field
     if subject_field:
-        values = {content[subject_field] for content in contents if subject_field in content}
+        kind = access.described.definition.subject_kind
+        values = {
+            indexed_value(kind, content[subject_field])
+            for content in contents
+            if subject_field in content
+        }
         log.index_subjects(session, index, [subjects.key(product, value) for value in values])
     return index

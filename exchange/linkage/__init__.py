@@ -1,0 +1,1 @@
+"""Linking records about one subject across products, and cross-checking two registries."""
