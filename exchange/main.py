@@ -29,6 +29,7 @@ from exchange.images.router import router as images_router
 from exchange.keyring.master import MasterKeys
 from exchange.keyring.service import Keyring
 from exchange.keys import load_or_create_key, load_or_create_secret
+from exchange.linkage.router import router as linkage_router
 from exchange.periodic import Periodic
 from exchange.policy.decisions import router as decisions_router
 from exchange.policy.live import LivePolicy
@@ -38,6 +39,7 @@ from exchange.records.reidentify import router as reidentify_router
 from exchange.records.router import router as records_router
 from exchange.retention.service import sweep_in
 from exchange.settings import Settings
+from exchange.sharing.router import router as sharing_router
 from exchange.tokens import TokenService
 
 log = logging.getLogger(__name__)
@@ -146,6 +148,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(grants_router)
     app.include_router(feeds_router)
     app.include_router(metrics_router)
+    app.include_router(linkage_router)
+    app.include_router(sharing_router)
     console.mount(app)
 
     @app.get("/healthz", tags=["health"])

@@ -30,7 +30,7 @@ from exchange.errors import BadRequest, ExchangeError, FieldError, PurposeRequir
 from exchange.grants import service as grants
 from exchange.grants.models import Grant
 from exchange.privacy.sealing import SealError
-from policies import Decision, PolicyEngine
+from policies import Decision, PolicyEngine, Resource
 
 
 @dataclass(frozen=True)
@@ -126,6 +126,15 @@ def refused_before_deciding(
         raise
 
 
+def with_grants(
+    session: Session, caller: Caller, described: Described, purpose: str
+) -> tuple[Resource, dict[str, Grant]]:
+    """The product as the policy sees it for this caller: with the purposes its
+    organisation holds grants for now; and those grants, by purpose."""
+    held = grants.active(session, caller.organization, described.product.slug) if purpose else {}
+    return replace(described.resource, granted=frozenset(held)), held
+
+
 def access_to(
     session: Session,
     where: Request | Origin,
@@ -140,8 +149,7 @@ def access_to(
     now; a logged AccessDenied (as `logged_as`, default the action) if the policy
     says no."""
     product = described.product.slug
-    held = grants.active(session, caller.organization, product) if purpose else {}
-    resource = replace(described.resource, granted=frozenset(held))
+    resource, held = with_grants(session, caller, described, purpose)
     lapsed = (
         grants.lapsed_hint(session, caller.organization, product, purpose)
         if purpose and purpose not in held and described.definition.tier == Tier.regulated

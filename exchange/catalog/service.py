@@ -1,6 +1,7 @@
 """Registering, changing, finding and describing data products. Services only flush."""
 
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import func, or_, select
@@ -137,6 +138,20 @@ def describe(session: Session, slug: str, version: int | None = None) -> Describ
     return Described(product, wanted, Definition.model_validate(stored), publisher)
 
 
+def _current() -> Any:
+    """Products with their publisher and current definition, in registration order."""
+    return (
+        select(Product, Organization.slug, ProductVersion.definition)
+        .join(Organization, Organization.id == Product.owner_id)
+        .join(
+            ProductVersion,
+            (ProductVersion.product_id == Product.id)
+            & (ProductVersion.version == Product.current_version),
+        )
+        .order_by(Product.id)
+    )
+
+
 def search(
     session: Session,
     *,
@@ -148,17 +163,7 @@ def search(
     limit: int,
 ) -> list[Described]:
     """Products matching every given filter, in registration order."""
-    query = (
-        select(Product, Organization.slug, ProductVersion.definition)
-        .join(Organization, Organization.id == Product.owner_id)
-        .join(
-            ProductVersion,
-            (ProductVersion.product_id == Product.id)
-            & (ProductVersion.version == Product.current_version),
-        )
-        .order_by(Product.id)
-        .limit(limit)
-    )
+    query = _current().limit(limit)
     if after is not None:
         query = query.where(Product.id > after)
     if q:
@@ -179,3 +184,15 @@ def search(
         Described(product, product.current_version, Definition.model_validate(definition), org)
         for product, org, definition in session.execute(query)
     ]
+
+
+def with_subject_kind(session: Session, kind: str) -> list[Described]:
+    """The products whose current definition declares a subject key of `kind`, in
+    registration order. The catalog is small (products, not records), so the
+    definitions are read whole rather than indexed."""
+    found = []
+    for product, org, stored in session.execute(_current()):
+        if stored.get("subject_kind") == kind:
+            definition = Definition.model_validate(stored)
+            found.append(Described(product, product.current_version, definition, org))
+    return found

@@ -29,6 +29,7 @@ from exchange.errors import BadRequest, Conflict, FieldError, NotFound, Validati
 from exchange.grants import service
 from exchange.grants.models import AccessRequest, Grant
 from exchange.grants.service import AccessRequestCreate, Approval, Refusal
+from exchange.linkage.crosscheck import comparable
 from exchange.pagination import decode_cursor, encode_cursor
 from exchange.timeutil import as_utc, to_rfc3339, utcnow
 from policies import Resource
@@ -48,6 +49,7 @@ class AccessRequestPublic(BaseModel):
     organization: str
     requester: str
     product: str
+    partner: str | None
     purpose: str
     justification: str
     days: int
@@ -71,6 +73,7 @@ class AccessRequestPublic(BaseModel):
             organization=row.organization,
             requester=row.requester,
             product=row.product,
+            partner=row.partner,
             purpose=row.purpose,
             justification=row.justification,
             days=row.requested_days,
@@ -91,6 +94,7 @@ class GrantPublic(BaseModel):
     id: int
     organization: str
     product: str
+    partner: str | None
     purpose: str
     scope: dict[str, Any]
     state: str
@@ -111,6 +115,7 @@ class GrantPublic(BaseModel):
             id=grant.id or 0,
             organization=grant.organization,
             product=grant.product,
+            partner=grant.partner,
             purpose=grant.purpose,
             scope=grant.scope,
             state=service.state(grant, utcnow()),
@@ -151,6 +156,17 @@ def _visible_to(session: Session, request: Request, caller: Caller) -> str | Non
     return caller.organization
 
 
+def _declares(described: Described, purpose: str) -> None:
+    """BadRequest unless the product declares the purpose."""
+    if purpose not in described.definition.purposes:
+        declared = ", ".join(described.definition.purposes)
+        raise BadRequest(
+            f"{described.product.slug} does not declare the purpose {purpose!r} "
+            f"(declared: {declared})",
+            errors=[FieldError("not a declared purpose", "purpose")],
+        )
+
+
 def _requestable(
     session: Session, request: Request, caller: Caller, data: AccessRequestCreate
 ) -> Described:
@@ -161,13 +177,7 @@ def _requestable(
         described = catalog.describe(session, data.product)
         if not engine(request).decide(caller.subject, described.resource, "discover").allowed:
             raise NotFound(f"no product {data.product!r}")  # as the catalog says
-        if data.purpose not in described.definition.purposes:
-            declared = ", ".join(described.definition.purposes)
-            raise BadRequest(
-                f"{data.product} does not declare the purpose {data.purpose!r} "
-                f"(declared: {declared})",
-                errors=[FieldError("not a declared purpose", "purpose")],
-            )
+        _declares(described, data.purpose)
         if described.definition.tier.value != "regulated":
             raise Conflict(
                 f"{data.product} is {described.definition.tier.value}, not regulated: access "
@@ -178,21 +188,52 @@ def _requestable(
     return described
 
 
+def _pairable(
+    session: Session, request: Request, caller: Caller, data: AccessRequestCreate, partner: str
+) -> tuple[Described, Described]:
+    """Both products, if a cross-check of the two makes sense (`crosscheck.comparable`),
+    both declaring the purpose, and no scope (a cross-check returns only matches
+    anyway). A logged refusal otherwise."""
+    with refused_before_deciding(
+        session, request, caller, "cross_check_request.create", data.product, data.purpose
+    ):
+        first, second, _ = comparable(
+            session, engine(request), caller, [data.product, partner], ["product", "partner"]
+        )
+        for described in (first, second):
+            _declares(described, data.purpose)
+        if data.scope.fields is not None or data.scope.where:
+            raise BadRequest(
+                "a cross-check request takes no scope: it returns only the matches",
+                errors=[FieldError("not for a cross-check", "scope")],
+            )
+    return first, second
+
+
 @router.post("/v1/access-requests", status_code=201, response_model=AccessRequestPublic)
 def create_request(
     request: Request, session: SessionDep, caller: CallerDep, data: AccessRequestCreate
 ) -> AccessRequestPublic:
-    """Ask for access to a regulated product for one purpose; a steward decides."""
-    described = _requestable(session, request, caller, data)
-    decision = decide(
-        session,
-        request,
-        caller,
-        described.resource,
-        "request_access",
-        data.purpose,
-        logged_as="access_request.create",
-    )
+    """Ask for access to a regulated product for one purpose, or (with `partner`)
+    for cross-checks of two products; a steward decides."""
+    if data.partner is None:
+        products = [_requestable(session, request, caller, data)]
+        action, logged_as = "request_access", "access_request.create"
+    else:
+        products = list(_pairable(session, request, caller, data, data.partner))
+        action, logged_as = "request_cross_check", "cross_check_request.create"
+    decisions = [
+        decide(
+            session,
+            request,
+            caller,
+            described.resource,
+            action,
+            data.purpose,
+            logged_as=logged_as,
+        )
+        for described in products
+    ]
     settings = request.app.state.settings
     row = service.create_request(
         session,
@@ -205,13 +246,18 @@ def create_request(
         session,
         request,
         caller.actor,
-        action="access_request.create",
+        action=logged_as,
         allowed=True,
-        reason=decision.reason,
-        decision=decision,
+        reason=decisions[-1].reason,
+        decision=decisions[-1],
         product=row.product,
         purpose=row.purpose,
-        details={"request": row.id, "days": row.requested_days, "scope": row.scope},
+        details={
+            "request": row.id,
+            "days": row.requested_days,
+            "scope": row.scope,
+            **({"partner": row.partner} if row.partner else {}),
+        },
     )
     return AccessRequestPublic.of(row)
 
@@ -271,6 +317,7 @@ def approve(
         details={
             "request": row.id,
             "organization": row.organization,
+            "partner": row.partner,
             "reason": data.reason,
             "expires_at": to_rfc3339(as_utc(grant.expires_at)),
             "quota": grant.quota,

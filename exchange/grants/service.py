@@ -57,6 +57,11 @@ class Scope(BaseModel):
 
 class AccessRequestCreate(BaseModel):
     product: str
+    partner: str | None = Field(
+        default=None,
+        description="A second product: asks to cross-check the two on their subject key "
+        "(POST /v1/cross-checks), not to read either.",
+    )
     purpose: str
     justification: str = Field(
         min_length=20, max_length=4000, description="Why the purpose needs this data."
@@ -102,7 +107,29 @@ def active(session: Session, organization: str, product: str) -> dict[str, Grant
     """Purpose → the grant in force for it (the one ending last, if several)."""
     rows = session.scalars(
         select(Grant)
-        .where(Grant.organization == organization, Grant.product == product, _in_force(utcnow()))
+        .where(
+            Grant.organization == organization,
+            Grant.product == product,
+            Grant.partner.is_(None),  # type: ignore[union-attr]
+            _in_force(utcnow()),
+        )
+        .order_by(Grant.expires_at)
+    )
+    return {grant.purpose: grant for grant in rows}
+
+
+def active_pair(session: Session, organization: str, first: str, second: str) -> dict[str, Grant]:
+    """Purpose → the cross-check grant in force naming both products (in either order)."""
+    rows = session.scalars(
+        select(Grant)
+        .where(
+            Grant.organization == organization,
+            or_(
+                and_(Grant.product == first, Grant.partner == second),
+                and_(Grant.product == second, Grant.partner == first),
+            ),
+            _in_force(utcnow()),
+        )
         .order_by(Grant.expires_at)
     )
     return {grant.purpose: grant for grant in rows}
@@ -116,6 +143,7 @@ def lapsed_hint(session: Session, organization: str, product: str, purpose: str)
         .where(
             Grant.organization == organization,
             Grant.product == product,
+            Grant.partner.is_(None),  # type: ignore[union-attr]
             Grant.purpose == purpose,
         )
         .order_by(Grant.id.desc())
@@ -142,11 +170,23 @@ def create_request(
     data: AccessRequestCreate,
     due: tuple[int, str],
 ) -> AccessRequest:
-    """A pending request, due `due[0]` working days later in the zone `due[1]`."""
+    """A pending request, due `due[0]` working days later in the zone `due[1]`;
+    Conflict if the same one (a cross-check's pair in either order) is pending."""
+    same = (
+        or_(
+            and_(AccessRequest.product == data.product, AccessRequest.partner == data.partner),
+            and_(AccessRequest.product == data.partner, AccessRequest.partner == data.product),
+        )
+        if data.partner
+        else and_(
+            AccessRequest.product == data.product,
+            AccessRequest.partner.is_(None),  # type: ignore[union-attr]
+        )
+    )
     pending = session.scalar(
         select(AccessRequest.id).where(
             AccessRequest.organization == organization,
-            AccessRequest.product == data.product,
+            same,
             AccessRequest.purpose == data.purpose,
             AccessRequest.status == "pending",
         )
@@ -161,6 +201,7 @@ def create_request(
         organization=organization,
         requester=requester,
         product=data.product,
+        partner=data.partner,
         purpose=data.purpose,
         justification=data.justification,
         requested_days=data.days,
@@ -190,6 +231,15 @@ def approve(
     session: Session, row: AccessRequest, steward: str, approval: Approval, described: Described
 ) -> Grant:
     _pending(row)
+    if row.partner is not None and (approval.scope is not None or approval.quota is not None):
+        raise ValidationFailed(
+            "a cross-check grant takes no scope or quota: it returns only the matches",
+            errors=[
+                FieldError("not for a cross-check", name)
+                for name in ("scope", "quota")
+                if getattr(approval, name) is not None
+            ],
+        )
     scope = approval.scope if approval.scope is not None else Scope.model_validate(row.scope)
     if errors := scope.problems(described):
         raise ValidationFailed("the scope does not fit the product", errors=errors)
@@ -197,6 +247,7 @@ def approve(
     grant = Grant(
         organization=row.organization,
         product=row.product,
+        partner=row.partner,
         purpose=row.purpose,
         scope=scope.model_dump(exclude_defaults=True),
         created_at=now,

@@ -12,7 +12,7 @@ import re
 import unicodedata
 from collections.abc import Callable
 
-_SEPARATORS = re.compile(r"[\s\-_.·•/]+")
+_SEPARATORS = re.compile(r"[\s\-_.·•・/]+")
 _PUNCTUATION = re.compile(r"[^\w\s]+")
 
 # Address words and their one spelling; None drops the word (it adds nothing).
@@ -45,7 +45,7 @@ _ADDRESS_WORDS: dict[str, str | None] = {
 }
 # A label glued to the number after it: "bldg 7" → "bldg7", so that sorting the
 # words cannot move the number to another label.
-_LABELS = frozenset({"bldg", "unit", "fl"})
+_LABELS = frozenset({"bldg", "unit", "fl", "ln"})
 
 
 def plate(value: str) -> str:
@@ -54,12 +54,15 @@ def plate(value: str) -> str:
 
 
 def phone(value: str) -> str:
-    """Digits only, without China's country code: "+86 138-0013-8000" → "13800138000"."""
+    """Digits only, without China's country code or a landline's trunk 0:
+    "+86 138-0013-8000" → "13800138000"; "+86 20 8888 1234" and "020 8888 1234"
+    → "2088881234"."""
     digits = "".join(c for c in unicodedata.normalize("NFKC", value) if c.isdigit())
     for prefix in ("0086", "86"):
-        if digits.startswith(prefix) and len(digits) - len(prefix) == 11:
-            return digits[len(prefix) :]
-    return digits
+        if digits.startswith(prefix) and len(digits) - len(prefix) in (10, 11):
+            digits = digits[len(prefix) :]
+            break
+    return digits.removeprefix("0")
 
 
 def address(value: str) -> str:

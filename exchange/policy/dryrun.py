@@ -33,7 +33,7 @@ from exchange.policy.references import PRODUCT_ACTIONS, PURPOSEFUL_ACTIONS, SYST
 from exchange.timeutil import as_utc, to_rfc3339
 from policies import Decision, PolicyEngine, Resource, Subject
 
-SYSTEM_ACTIONS = ("read", "register", "manage")
+SYSTEM_ACTIONS = ("read", "register", "manage", "link")
 # Audit actions replayed, and the policy action each was decided as.
 REPLAYED = {
     "read": "read",
@@ -243,7 +243,9 @@ class _Replayer:
             self._grants[key] = list(
                 self.session.scalars(
                     select(Grant).where(
-                        Grant.organization == organization, Grant.product == product
+                        Grant.organization == organization,
+                        Grant.product == product,
+                        Grant.partner.is_(None),  # type: ignore[union-attr]
                     )
                 )
             )

@@ -27,11 +27,32 @@ ACTIONS = (
     "request_access",
     "reidentify",
     "aggregate",
+    "link",
+    "cross_check",
+    "request_cross_check",
 )
 # Actions on a product that state a purpose; the others take none.
-PURPOSEFUL_ACTIONS = ("read", "request_access", "aggregate", "reidentify")
+PURPOSEFUL_ACTIONS = (
+    "read",
+    "request_access",
+    "aggregate",
+    "reidentify",
+    "cross_check",
+    "request_cross_check",
+)
 PRODUCT_ACTIONS = ("discover", "publish", "update", *PURPOSEFUL_ACTIONS)
-SYSTEMS = ("identity", "catalog", "audit", "usage", "policy", "grants", "feeds", "metrics")
+SYSTEMS = (
+    "identity",
+    "catalog",
+    "audit",
+    "usage",
+    "policy",
+    "grants",
+    "feeds",
+    "metrics",
+    "linkage",
+    "sharing",
+)
 PURPOSE_PATTERNS = ("*", "@declared", "@granted")
 
 

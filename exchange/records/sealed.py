@@ -10,10 +10,11 @@ compare. Booleans get none: two digests would give every value away. A product
 that declares a subject kind gets a subject key per record: the keyed digest of
 its subject's normalised value (`linkage.keys`), which linkage looks records up by.
 
-The sealed part is bound to the row's clear columns, so editing any of them in
-the database makes the record fail to open rather than read differently. When a
-product's definition moves a field into or out of the clear, its rows are
-sealed again (`reseal`), so the table always matches the current definition.
+The sealed part is bound to the row's clear columns (its subject key included), so
+editing any of them in the database makes the record fail to open rather than read
+differently. When a product's definition moves a field into or out of the clear,
+or changes its subject key, its rows are sealed again (`reseal`), so the table
+always matches the current definition.
 """
 
 from collections.abc import Iterable
@@ -72,17 +73,24 @@ def seal(layout: Layout, key: DataKey, record_id: str, content: dict[str, Any]) 
     secret = {name: value for name, value in content.items() if name not in layout.plain}
     blind = {name: key.blind(name, secret[name]) for name in sorted(layout.blind) if name in secret}
     stored_blind = blind or None
-    sealed = key.seal_fields(record_id, secret, [plain, stored_blind])
-    return AtRest(plain, sealed, stored_blind, layout.subject_key(key, content))
+    subject_key = layout.subject_key(key, content)
+    sealed = key.seal_fields(record_id, secret, _clear(plain, stored_blind, subject_key))
+    return AtRest(plain, sealed, stored_blind, subject_key)
+
+
+def _clear(content: Any, blind: Any, subject_key: str | None) -> list[Any]:
+    """What the sealed part is bound to: the clear fields, the blind index and the
+    subject key (rows without one, as before subject keys existed, bind the first two)."""
+    return [content, blind] if subject_key is None else [content, blind, subject_key]
 
 
 def opened(key: DataKey | None, row: Record) -> dict[str, Any]:
     """The record's fields as published. Raises SealError if its row was altered:
-    its sealed part missing, moved from another row, or its clear fields or blind
-    index changed."""
+    its sealed part missing, moved from another row, or its clear fields, blind
+    index or subject key changed."""
     if row.sealed is None or key is None:
         raise SealError(f"record {row.record_id!r} has no sealed part that opens")
-    clear = [row.content, row.blind]
+    clear = _clear(row.content, row.blind, row.subject_key)
     return {**row.content, **key.open_fields(row.record_id, row.sealed, clear)}
 
 

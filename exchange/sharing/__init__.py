@@ -1,0 +1,1 @@
+"""Sharing performance figures: how each organisation and product handles shared data."""
