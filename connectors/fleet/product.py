@@ -22,6 +22,7 @@ VIOLATION_CAPTURES: dict[str, Any] = {
     ],
     "retention_days": 180,
     "subject_field": "plate",
+    "subject_kind": "plate",
     "fields": [
         {"name": "captured_at", "type": "timestamp"},
         {"name": "location", "type": "geo_point", "sensitivity": "location"},

@@ -101,15 +101,15 @@ def hotline_tickets(count: int, *, seed: int = 13, now: datetime) -> list[dict[s
                 "district": district,
                 "category": category,
                 "description": _description(rng, category, road),
-                "caller_phone": _mobile_number(rng),
+                "caller_phone": mobile_number(rng),
                 "location": point_on(rng, road),
-                "status": _ticket_status(rng, end - moment),
+                "status": ticket_status(rng, end - moment),
             }
         )
     return records
 
 
-def _mobile_number(rng: random.Random) -> str:
+def mobile_number(rng: random.Random) -> str:
     return rng.choice(_MOBILE_PREFIXES) + "".join(rng.choices(string.digits, k=8))
 
 
@@ -118,7 +118,7 @@ def _description(rng: random.Random, category: str, road: Road) -> str:
     return template.format(road=road.name, cross=rng.choice(road.cross_streets))
 
 
-def _ticket_status(rng: random.Random, age: timedelta) -> str:
+def ticket_status(rng: random.Random, age: timedelta) -> str:
     """Fresh tickets are mostly open; older ones mostly resolved."""
     hours = age.total_seconds() / 3600
     if hours < 6:

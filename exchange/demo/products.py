@@ -1,4 +1,4 @@
-"""The three products of the day on the exchange, as their publishers register them.
+"""The products of the day on the exchange, as their publishers register them.
 
 The fleet's violation captures are defined once, as plain JSON, in
 `connectors.fleet.product` (the simulator registers them over the API); here they
@@ -57,6 +57,8 @@ HOTLINE_TICKETS = ProductCreate.model_validate(
         "tier": "government_only",
         "purposes": ["law_enforcement", "traffic_management", "urban_planning"],
         "retention_days": 730,
+        "subject_field": "caller_phone",
+        "subject_kind": "phone",
         "fields": [
             {"name": "received_at", "type": "timestamp"},
             {"name": "district", "type": "string"},
@@ -65,6 +67,80 @@ HOTLINE_TICKETS = ProductCreate.model_validate(
             {"name": "caller_phone", "type": "string", "sensitivity": "personal"},
             {"name": "location", "type": "geo_point", "sensitivity": "location"},
             {"name": "status", "type": "string"},
+        ],
+    }
+)
+
+# The hotline's reports of illegally parked vehicles name the plate, as the fleet's
+# captures do: linkage by plate finds a vehicle in both.
+ILLEGAL_PARKING_REPORTS = ProductCreate.model_validate(
+    {
+        "slug": "illegal-parking-reports",
+        "title": "12345 hotline reports of illegally parked vehicles",
+        "description": "Citizens reporting a vehicle blocking a lane, a fire lane or a "
+        "driveway, by plate. Government only.",
+        "tags": ["hotline", "parking", "guangzhou"],
+        "tier": "government_only",
+        "purposes": ["law_enforcement", "traffic_management"],
+        "retention_days": 365,
+        "subject_field": "plate",
+        "subject_kind": "plate",
+        "fields": [
+            {"name": "reported_at", "type": "timestamp"},
+            {"name": "district", "type": "string"},
+            {"name": "road", "type": "string"},
+            {"name": "plate", "type": "string", "sensitivity": "personal"},
+            {"name": "description", "type": "string", "sensitivity": "sensitive"},
+            {"name": "caller_phone", "type": "string", "sensitivity": "personal"},
+            {"name": "location", "type": "geo_point", "sensitivity": "location"},
+            {"name": "status", "type": "string"},
+        ],
+    }
+)
+
+BUSINESS_REGISTRATIONS = ProductCreate.model_validate(
+    {
+        "slug": "business-registrations",
+        "title": "Business registry: companies and their registered addresses",
+        "description": "Every company registered in the city, with its registered address "
+        "as the registry writes it. Government only.",
+        "tags": ["registry", "companies", "guangzhou"],
+        "tier": "government_only",
+        "purposes": ["registry_reconciliation", "law_enforcement", "urban_planning"],
+        "retention_days": 3650,
+        "subject_field": "registered_address",
+        "subject_kind": "address",
+        "fields": [
+            {"name": "registration_no", "type": "string"},
+            {"name": "company_name", "type": "string"},
+            {"name": "registered_address", "type": "string"},
+            {"name": "district", "type": "string"},
+            {"name": "business_type", "type": "string"},
+            {"name": "registered_on", "type": "timestamp"},
+            {"name": "legal_representative", "type": "string", "sensitivity": "personal"},
+        ],
+    }
+)
+
+RESIDENTIAL_ADDRESSES = ProductCreate.model_validate(
+    {
+        "slug": "residential-addresses",
+        "title": "Housing registry: homes and their addresses",
+        "description": "Every registered home, by estate and building, as the housing "
+        "bureau writes its address. Government only.",
+        "tags": ["registry", "housing", "guangzhou"],
+        "tier": "government_only",
+        "purposes": ["registry_reconciliation", "housing_management", "urban_planning"],
+        "retention_days": 3650,
+        "subject_field": "address",
+        "subject_kind": "address",
+        "fields": [
+            {"name": "address", "type": "string", "sensitivity": "personal"},
+            {"name": "estate", "type": "string"},
+            {"name": "building", "type": "string"},
+            {"name": "district", "type": "string"},
+            {"name": "registered_at", "type": "timestamp"},
+            {"name": "household_size", "type": "integer", "sensitivity": "personal"},
         ],
     }
 )

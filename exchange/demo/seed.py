@@ -25,7 +25,16 @@ from exchange.catalog import service as catalog
 from exchange.catalog.access import ProductAccess
 from exchange.catalog.models import ProductCreate
 from exchange.demo.data import hotline_tickets
-from exchange.demo.products import HOTLINE_TICKETS, PEDESTRIAN_NEAR_MISSES, VIOLATION_CAPTURES
+from exchange.demo.parking import illegal_parking_reports
+from exchange.demo.products import (
+    BUSINESS_REGISTRATIONS,
+    HOTLINE_TICKETS,
+    ILLEGAL_PARKING_REPORTS,
+    PEDESTRIAN_NEAR_MISSES,
+    RESIDENTIAL_ADDRESSES,
+    VIOLATION_CAPTURES,
+)
+from exchange.demo.registries import DEMO_HOMES, business_registrations, residential_addresses
 from exchange.errors import NotFound
 from exchange.identity import service as identity
 from exchange.identity.models import OrganizationCreate, OrgKind, Principal, PrincipalCreate, Role
@@ -87,6 +96,22 @@ MEMBERS = (
         (Role.subscriber,),
     ),
     Member(
+        "market",
+        "gz-market-regulation",
+        "Guangzhou Market Regulation Administration",
+        OrgKind.government,
+        "business registry",
+        (Role.publisher, Role.subscriber),
+    ),
+    Member(
+        "housing",
+        "gz-housing-bureau",
+        "Guangzhou Housing and Urban-Rural Development Bureau",
+        OrgKind.government,
+        "housing registry",
+        (Role.publisher,),
+    ),
+    Member(
         "steward",
         "gz-data-bureau",
         "Guangzhou Data Bureau",
@@ -116,6 +141,9 @@ PRODUCTS: tuple[tuple[str, ProductCreate, Any, int], ...] = (
     ("fleet", VIOLATION_CAPTURES, violation_captures, 3000),
     ("fleet", PEDESTRIAN_NEAR_MISSES, pedestrian_near_misses, 300),
     ("hotline", HOTLINE_TICKETS, hotline_tickets, 500),
+    ("hotline", ILLEGAL_PARKING_REPORTS, illegal_parking_reports, 500),
+    ("market", BUSINESS_REGISTRATIONS, business_registrations, 400),
+    ("housing", RESIDENTIAL_ADDRESSES, residential_addresses, DEMO_HOMES),
 )
 
 CLI_ORIGIN = Origin(request_id=None, client_address="cli:demo")
