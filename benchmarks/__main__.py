@@ -1,7 +1,7 @@
 """`python -m benchmarks [--database-url URL]
-[--only records|audit|policy|images|feeds|connectors|console] [--max-entries N]`:
+[--only records|audit|policy|images|feeds|connectors|console|linkage] [--max-entries N]`:
 print records/s, audit-log, policy-decision, image-redaction, webhook-feed,
-connector and console figures with same-run baselines.
+connector, console and linkage figures with same-run baselines.
 
 Figures, not assertions: this machine is shared, so compare ratios within one run.
 """
@@ -10,7 +10,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from benchmarks import audit, connectors, console, feeds, images, policy, records
+from benchmarks import audit, connectors, console, feeds, images, linkage, policy, records
 from benchmarks.databases import fresh_database
 from benchmarks.server import running_exchange
 
@@ -20,7 +20,16 @@ def main() -> None:
     parser.add_argument("--database-url", help="default: a fresh SQLite file in a temp dir")
     parser.add_argument(
         "--only",
-        choices=["records", "audit", "policy", "images", "feeds", "connectors", "console"],
+        choices=[
+            "records",
+            "audit",
+            "policy",
+            "images",
+            "feeds",
+            "connectors",
+            "console",
+            "linkage",
+        ],
         help="default: all",
     )
     parser.add_argument(
@@ -69,6 +78,13 @@ def main() -> None:
             ):
                 rows = console.run(running)
             _table(f"console pages ({engine}; vs the API calls behind them)", rows)
+        if arguments.only in (None, "linkage"):
+            with (
+                fresh_database(scratch, arguments.database_url, "linkage") as url,
+                running_exchange(scratch / "linkage-data", url) as running,
+            ):
+                rows = linkage.run(running)
+            _table(f"linkage and cross-checks ({engine}; vs the plain reads they replace)", rows)
 
 
 def _table(title: str, rows: list[tuple[str, float, str]]) -> None:

@@ -14,13 +14,12 @@ data over the API with a bearer token (each measured twice, the better kept):
 """
 
 import re
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import httpx
 
-from benchmarks.server import Running
+from benchmarks.server import Running, calls_per_second
 from connectors.fleet.product import VIOLATION_CAPTURES
 from connectors.fleet.simulation import Fleet
 
@@ -31,13 +30,7 @@ SLUG = VIOLATION_CAPTURES["slug"]
 
 def _rate(fetch: Callable[[], None]) -> float:
     """Pages per second, the better of two runs of ROUNDS fetches."""
-    best = 0.0
-    for _ in range(2):
-        started = time.perf_counter()
-        for _ in range(ROUNDS):
-            fetch()
-        best = max(best, ROUNDS / (time.perf_counter() - started))
-    return best
+    return calls_per_second(fetch, ROUNDS)
 
 
 @contextmanager

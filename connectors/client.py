@@ -294,6 +294,10 @@ class ExchangeClient(_Base):
     subject_accesses = _sync(routes.subject_accesses)
     usage = _sync(routes.usage)
     metrics = _sync(routes.metrics)
+    link = _sync(routes.link)
+    cross_check = _sync(routes.cross_check)
+    sharing_figures = _sync(routes.sharing_figures)
+    sharing_csv = _sync(routes.sharing_csv)
 
 
 class AsyncExchangeClient(_Base):
@@ -442,3 +446,7 @@ class AsyncExchangeClient(_Base):
     subject_accesses = _async(routes.subject_accesses)
     usage = _async(routes.usage)
     metrics = _async(routes.metrics)
+    link = _async(routes.link)
+    cross_check = _async(routes.cross_check)
+    sharing_figures = _async(routes.sharing_figures)
+    sharing_csv = _async(routes.sharing_csv)

@@ -139,6 +139,7 @@ class AccessRequest(Answer):
     organization: str
     requester: str
     product: str
+    partner: str | None = None
     purpose: str
     justification: str
     days: int
@@ -155,6 +156,7 @@ class Grant(Answer):
     id: int
     organization: str
     product: str
+    partner: str | None = None
     purpose: str
     state: str
     created_at: str
@@ -168,6 +170,42 @@ class Grant(Answer):
 class Approved(Answer):
     request: AccessRequest
     grant: Grant
+
+
+# Linkage and cross-checks
+
+
+class LinkedPart(Answer):
+    product: str
+    view: str
+    records: list[dict[str, Any]]
+    next_cursor: str | None = None
+    audit_index: int
+
+
+class Linkage(Answer):
+    linkage: str
+    kind: str
+    purpose: str
+    parts: list[LinkedPart]
+    refused: list[dict[str, Any]]
+
+
+class Match(Answer):
+    key: str
+    left: list[dict[str, Any]]
+    right: list[dict[str, Any]]
+
+
+class CrossCheck(Answer):
+    check: str
+    left: str
+    right: str
+    counts: dict[str, int]
+    counted_by: dict[str, Any] | None = None
+    matches: list[Match]
+    truncated: bool
+    grant: int | None = None
 
 
 # Policies

@@ -18,12 +18,14 @@ from connectors.models import (
     Approved,
     AuditEntry,
     ConsistencyProof,
+    CrossCheck,
     DryRunResult,
     EventBatch,
     Explanation,
     Grant,
     ImageStored,
     InclusionProof,
+    Linkage,
     OneRecord,
     Organization,
     Policy,
@@ -275,11 +277,20 @@ def decide(
 
 
 def request_access(
-    product: str, *, purpose: str, justification: str, days: int, scope: str | None = None
+    product: str,
+    *,
+    purpose: str,
+    justification: str,
+    days: int,
+    scope: str | None = None,
+    partner: str | None = None,
 ) -> Call[AccessRequest]:
+    """Ask for a grant: to read a regulated product, or (with `partner`) to
+    cross-check two products."""
     data = {"product": product, "purpose": purpose, "justification": justification, "days": days}
-    if scope is not None:
-        data["scope"] = scope
+    for name, value in (("scope", scope), ("partner", partner)):
+        if value is not None:
+            data[name] = value
     return Call("POST", "/v1/access-requests", calls.model(AccessRequest), json=data)
 
 
@@ -584,3 +595,49 @@ def usage(
 
 def metrics() -> Call[str]:
     return Call("GET", "/metrics", calls.text, idempotent=True)
+
+
+def link(
+    kind: str,
+    value: str,
+    *,
+    purpose: str,
+    products: list[str] | None = None,
+    limit: int | None = None,
+    cursors: dict[str, str] | None = None,
+) -> Call[Linkage]:
+    """Every record about one subject, by product (government subscribers)."""
+    given: dict[str, Any] = {"products": products, "limit": limit, "cursors": cursors}
+    data: dict[str, Any] = {"kind": kind, "value": value, "purpose": purpose}
+    data |= {name: item for name, item in given.items() if item is not None}
+    return Call("POST", "/v1/linkage", calls.model(Linkage), json=data, idempotent=True)
+
+
+def cross_check(
+    left: str,
+    right: str,
+    *,
+    purpose: str,
+    count_by: tuple[str, str] | None = None,
+    limit: int | None = None,
+) -> Call[CrossCheck]:
+    """Two products compared on their subject key: only the matches, and counts.
+    `count_by`: (product, field) to count the matches by."""
+    data: dict[str, Any] = {"left": left, "right": right, "purpose": purpose}
+    if count_by is not None:
+        data["count_by"] = {"product": count_by[0], "field": count_by[1]}
+    if limit is not None:
+        data["limit"] = limit
+    return Call("POST", "/v1/cross-checks", calls.model(CrossCheck), json=data, idempotent=True)
+
+
+def sharing_figures(*, start: str | None = None, end: str | None = None) -> Call[dict[str, Any]]:
+    """Per product and organisation (stewards, auditors): requests, replies,
+    refusals, feed delivery, freshness."""
+    params = {"from": start, "to": end}
+    return Call("GET", "/v1/metrics/sharing", calls.body, params, idempotent=True)
+
+
+def sharing_csv(*, start: str | None = None, end: str | None = None) -> Call[str]:
+    params = {"from": start, "to": end, "format": "csv"}
+    return Call("GET", "/v1/metrics/sharing", calls.text, params, idempotent=True)

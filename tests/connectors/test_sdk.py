@@ -232,6 +232,58 @@ def test_every_route_family_through_the_sdk(
     assert {row.organization for row in usage} >= {"gz-traffic-police"}
 
 
+def _registry(slug: str, field: str) -> dict[str, Any]:
+    """A government-only product keyed by address."""
+    return {
+        "slug": slug,
+        "title": slug,
+        "tier": "government_only",
+        "purposes": ["registry_reconciliation"],
+        "retention_days": 30,
+        "subject_field": field,
+        "subject_kind": "address",
+        "fields": [{"name": field, "type": "string"}, {"name": "kind", "type": "string"}],
+    }
+
+
+def test_linkage_cross_checks_and_sharing_figures_through_the_sdk(
+    as_party: Callable[[str], ExchangeClient],
+) -> None:
+    fleet, hotline, police = as_party("fleet"), as_party("hotline"), as_party("police")
+    steward, auditor = as_party("steward"), as_party("auditor")
+    fleet.register_product(captures_product(subject_field="plate", subject_kind="plate"))
+    fleet.publish("violation-captures", [capture(1), capture(2)])
+    linked = police.link("plate", capture(1)["plate"], purpose="law_enforcement")
+    assert [(part.product, [r["id"] for r in part.records]) for part in linked.parts] == [
+        ("violation-captures", ["cap-000001"])
+    ]
+
+    hotline.register_product(_registry("companies", "address"))
+    hotline.register_product(_registry("homes", "address"))
+    hotline.publish("companies", [{"id": "c1", "address": "5 Main Rd, Bldg 2, Rm 3", "kind": "x"}])
+    homes = [{"id": "h1", "address": "Room 3, Building 2, 5 Main Road", "kind": "home"}]
+    hotline.publish("homes", [*homes, {"id": "h2", "address": "Room 4, 5 Main Road", "kind": "y"}])
+    why = "Find homes registered as company addresses"
+    asked = police.request_access(
+        "companies", partner="homes", purpose="registry_reconciliation", justification=why, days=1
+    )
+    assert asked.partner == "homes"
+    assert steward.approve(asked.id, reason="one reconciliation").grant.partner == "homes"
+    checked = police.cross_check(
+        "companies", "homes", purpose="registry_reconciliation", count_by=("homes", "kind")
+    )
+    assert checked.counts["matched_keys"] == 1 and checked.counted_by
+    assert [r["id"] for r in checked.matches[0].right] == ["h1"]
+
+    figures = auditor.sharing_figures()
+    assert {row["product"] for row in figures["products"]} == {
+        "violation-captures",
+        "companies",
+        "homes",
+    }
+    assert auditor.sharing_csv().startswith("scope,organization,product,")
+
+
 def test_the_async_client_covers_the_same_ground(exchange: Exchange) -> None:
     asyncio.run(_async_round(exchange))
 
