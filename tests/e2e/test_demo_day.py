@@ -1,5 +1,5 @@
 """The README's promise, for real: `exchange demo`, then `exchange serve` (uvicorn in
-its own process), then the day's steps 2, 3 and 5 over HTTP with the demo's
+its own process), then the day's steps 2, 3, 5 and 6–8 over HTTP with the demo's
 credentials file."""
 
 import hashlib
@@ -14,7 +14,10 @@ from tests.e2e.conftest import run_exchange
 from tests.feeds.receiver import receiving
 from tests.pseudonyms import PSEUDONYM, pseudonym_for
 
-KEYS = {"fleet", "hotline", "police", "mapco", "lab", "steward", "auditor", "admin"}
+KEYS = {
+    *("fleet", "hotline", "police", "mapco", "lab", "market", "housing"),
+    *("steward", "auditor", "admin"),
+}
 
 
 def _client(base: str, credentials: dict, key: str) -> httpx.Client:
@@ -178,6 +181,75 @@ def test_police_get_signed_webhooks_of_new_captures(served: str, settings: Setti
             f"/v1/subscriptions/{pulled['id']}/events", params={"wait": 5, "limit": 1000}
         ).json()
         assert [e["record"]["id"] for e in page["events"]] == matching
+
+
+def test_the_days_linkage_cross_check_and_figures(served: str, settings: Settings) -> None:
+    """README steps 6-8: a plate linked across the captures and the parking reports;
+    the registries cross-checked under a grant naming both, finding the planted
+    building; the sharing figures as CSV."""
+    credentials = json.loads((Path(settings.data_dir) / "demo" / "credentials.json").read_text())
+    with (
+        _client(served, credentials, "police") as police,
+        _client(served, credentials, "market") as market,
+        _client(served, credentials, "steward") as steward,
+        _client(served, credentials, "auditor") as auditor,
+    ):
+        reports = police.get(
+            "/v1/products/illegal-parking-reports/records",
+            params={"purpose": "law_enforcement", "limit": 50},
+        ).json()["records"]
+        linked = [
+            police.post(
+                "/v1/linkage",
+                json={"kind": "plate", "value": r["plate"], "purpose": "law_enforcement"},
+            ).json()
+            for r in reports
+        ]
+        both = [body for body in linked if all(part["records"] for part in body["parts"])]
+        assert both, "some reported plate was also caught by the fleet"
+        assert {part["product"] for part in both[0]["parts"]} == {
+            "violation-captures",
+            "illegal-parking-reports",
+        }
+
+        check = {
+            "left": "business-registrations",
+            "right": "residential-addresses",
+            "purpose": "registry_reconciliation",
+            "count_by": {"product": "residential-addresses", "field": "building"},
+        }
+        assert market.post("/v1/cross-checks", json=check).status_code == 403
+        asked = market.post(
+            "/v1/access-requests",
+            json={
+                "product": "business-registrations",
+                "partner": "residential-addresses",
+                "purpose": "registry_reconciliation",
+                "days": 14,
+                "justification": "Find homes registered as company addresses",
+            },
+        ).json()
+        approved = steward.post(
+            f"/v1/access-requests/{asked['id']}/approve", json={"reason": "matches only"}
+        )
+        assert approved.status_code == 200, approved.text
+        found = market.post("/v1/cross-checks", json=check).json()
+        assert found["counts"] == {
+            "left_records": 400,
+            "right_records": 1200,
+            "matched_keys": 80,
+            "left_matched": 80,
+            "right_matched": 80,
+        }
+        assert next(iter(found["counted_by"]["counts"].items())) == (
+            "Yunxi Garden Building 3",
+            68,
+        )
+
+        figures = auditor.get("/v1/metrics/sharing", params={"format": "csv"})
+        assert figures.headers["content-type"].startswith("text/csv")
+        rows = {line.split(",")[2] for line in figures.text.splitlines()[1:] if line}
+        assert {"business-registrations", "residential-addresses"} <= rows
 
 
 def test_demo_is_idempotent(settings: Settings) -> None:
